@@ -1,0 +1,49 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each bootstraps .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint unit e2e chaos chaos-full airflow bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --quiet -e ".[test]"
+	@touch $@
+
+## The example pipelines against the local sandbox, end to end, with a summary.
+demo: $(STAMP)
+	$(BIN)/python -m airflow_provider_consentio.sandbox.demo
+
+## Lint, types, and the whole test suite (unit, sandbox, DAG, scheduler end-to-end, reduced chaos run).
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Everything but the slow end-to-end and chaos tests.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS)
+
+## The full-size chaos run (30 daily intervals, every fault kind).
+chaos-full: $(STAMP)
+	CONSENTIO_CHAOS_INTERVALS=30 $(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
+
+## airflow standalone with the sandbox, to watch runs in the UI (http://127.0.0.1:8280, admin/admin).
+airflow: $(STAMP)
+	$(BIN)/python -m airflow_provider_consentio.sandbox.demo --standalone
+
+## The benchmarks quoted in the issue notes.
+bench: $(STAMP)
+	$(BIN)/python tests/benchmarks/bench_sandbox_rate.py
+	$(BIN)/python tests/benchmarks/bench_export.py
+	$(BIN)/python tests/benchmarks/bench_purchase_needs.py
+	$(BIN)/python tests/benchmarks/bench_dag_parse.py
+
+clean:
+	rm -rf $(VENV) .demo .airflow .pytest_cache .mypy_cache .ruff_cache

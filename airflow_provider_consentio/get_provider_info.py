@@ -1,0 +1,86 @@
+"""Declarative provider metadata, read by Airflow without importing hooks or operators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_consentio import __version__
+
+INTEGRATION = "Consentio"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-consentio",
+        "name": "Consentio",
+        "description": "`Consentio <https://consentio.co>`__ Partner API: export orders, sync external references, "
+        "track edited orders, prepare orders and upsert buyer purchase needs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://partner.docs.consentio.co",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.hooks.consentio"]},
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_consentio.operators.orders",
+                    "airflow_provider_consentio.operators.purchase_needs",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.sensors.orders"]},
+        ],
+        "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.triggers.orders"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "consentio",
+                "hook-class-name": "airflow_provider_consentio.hooks.consentio.ConsentioHook",
+                "hook-name": "Consentio",
+                "conn-fields": {
+                    "environment": {
+                        "label": "Environment",
+                        "description": "Used when Base URL is empty.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "default": "production",
+                            "enum": ["production", "staging", "sandbox"],
+                        },
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Per request.",
+                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": "Retries of a call on 429, 5xx, timeouts and dropped connections.",
+                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+                    },
+                    "ca_bundle": {
+                        "label": "CA bundle path",
+                        "description": "Optional CA file to verify the server with (TLS is always verified).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"login": "Workspace ID", "password": "API key", "host": "Base URL"},
+                    "placeholders": {
+                        "login": "12345",
+                        "password": "the workspace's Partner API key",
+                        "host": "empty: use the environment; e.g. http://127.0.0.1:8765 for the local sandbox",
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,134 @@
+"""Airflow hook for the Consentio Partner API: turns an Airflow connection into a configured client."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_consentio.client import (
+    AsyncConsentioClient,
+    ConsentioClient,
+    ConsentioSettings,
+    RetryPolicy,
+    TokenCache,
+    resolve_base_url,
+)
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+
+class ConsentioHook(BaseHook):
+    """Connects to the Consentio Partner API of one workspace.
+
+    The connection (type ``consentio``) holds:
+
+    * **Workspace ID** (login): the numeric workspace ID.
+    * **API key** (password): the workspace's Partner API key. Optional for the public prepare endpoint.
+    * **Environment** (extra ``environment``): ``production`` (default), ``staging`` or ``sandbox``.
+    * **Base URL** (host): overrides the environment, e.g. ``http://127.0.0.1:8765`` for the local sandbox.
+      Must be https unless it is a loopback address.
+    * **Timeout** (extra ``timeout``, seconds, default 30) and **Max retries** (extra ``max_retries``, default 5).
+    * **CA bundle** (extra ``ca_bundle``): a CA file to verify the server with. TLS verification cannot be disabled.
+
+    :param consentio_conn_id: the connection ID.
+    :param timeout: overrides the connection's timeout (seconds per request).
+    :param max_retries: overrides the connection's retry count for transient failures.
+    :param max_connections: size of the keep-alive connection pool (raise it for concurrent batches).
+    """
+
+    conn_name_attr = "consentio_conn_id"
+    default_conn_name = "consentio_default"
+    conn_type = "consentio"
+    hook_name = "Consentio"
+
+    def __init__(
+        self,
+        consentio_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.consentio_conn_id = consentio_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_connections = max_connections
+
+    def settings_from_connection(self, conn: Connection) -> ConsentioSettings:
+        """Read and validate the connection; errors name the connection and the field."""
+        extras = conn.extra_dejson
+
+        def extra(name: str) -> Any:
+            # The UI form stores plain field names; older tooling prefixes them with extra__<conn type>__.
+            value = extras.get(name, extras.get(f"extra__{self.conn_type}__{name}"))
+            return None if value == "" else value
+
+        where = f"Connection {self.consentio_conn_id!r}"
+        workspace = str(conn.login or "").strip()
+        if not workspace.isdigit() or int(workspace) <= 0:
+            shown = workspace or "nothing"
+            raise ConsentioConfigError(f"{where}: the Workspace ID (login) must be a positive number, got {shown!r}")
+        if extra("verify") is not None or extra("verify_ssl") is not None:
+            raise ConsentioConfigError(
+                f"{where}: TLS verification cannot be switched off; set 'ca_bundle' to a CA file instead"
+            )
+        base_url = conn.host
+        if base_url and conn.port and "://" not in base_url:
+            base_url = f"{base_url}:{conn.port}"
+        try:
+            return ConsentioSettings(
+                workspace_id=int(workspace),
+                base_url=resolve_base_url(extra("environment"), base_url),
+                api_key=conn.password or None,
+                timeout=float(_first_set(self.timeout, extra("timeout"), 30.0)),
+                retry=RetryPolicy(max_retries=int(_first_set(self.max_retries, extra("max_retries"), 5))),
+                ca_bundle=extra("ca_bundle"),
+                max_connections=int(_first_set(self.max_connections, 10)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConsentioConfigError(f"{where}: {exc}") from None
+        except ConsentioConfigError as exc:
+            raise ConsentioConfigError(f"{where}: {exc}") from None
+
+    def get_settings(self) -> ConsentioSettings:
+        return self.settings_from_connection(self.get_connection(self.consentio_conn_id))
+
+    def get_conn(self) -> ConsentioClient:
+        """The hook's client, created once; it logs in lazily on the first authenticated call."""
+        return self.client
+
+    @cached_property
+    def client(self) -> ConsentioClient:
+        return ConsentioClient(self.get_settings(), on_secret=mask_secret)
+
+    async def get_async_client(self) -> AsyncConsentioClient:
+        """A new async client (the caller closes it); reads the connection without blocking the event loop."""
+        conn = await self.aget_connection(self.consentio_conn_id)
+        return AsyncConsentioClient(self.settings_from_connection(conn), on_secret=mask_secret)
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in with the API key (never from the token cache) and report the workspace, or why it failed."""
+        try:
+            settings = self.get_settings()
+            with ConsentioClient(settings, token_cache=TokenCache(), on_secret=mask_secret) as client:
+                session = client.login()
+        except ConsentioError as exc:
+            return False, str(exc)
+        name = (session.workspace or {}).get("name")
+        workspace = f"{settings.workspace_id} ({name})" if name else str(settings.workspace_id)
+        return True, f"Logged in to Consentio workspace {workspace} at {settings.base_url}"
+
+
+def _first_set(*values: Any) -> Any:
+    return next(value for value in values if value is not None)

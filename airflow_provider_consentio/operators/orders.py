@@ -1,0 +1,454 @@
+"""Seller order operators: export, external reference sync, edited orders + mark seen, prepare."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
+from airflow_provider_consentio.operators._common import (
+    ON_INVALID_POLICIES,
+    ConsentioOperator,
+    as_list,
+    check_choice,
+    listing,
+    send_batches,
+    validate_input,
+)
+from airflow_provider_consentio.windows import count_windows, parse_instant, resolve_window, split_window
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow.sdk import Context
+
+    from airflow_provider_consentio.client import ConsentioClient
+    from airflow_provider_consentio.models import RawRecord
+
+
+def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
+    """The Asset an order export updates; schedule a downstream DAG on it to run when new orders land."""
+    return Asset(
+        name=f"consentio_{kind}_orders__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/orders/{kind}"
+    )
+
+
+def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
+    return Asset(
+        name=f"consentio_edited_orders__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/orders/edited"
+    )
+
+
+def _write_jsonl(records: Iterable[RawRecord], out: IO[str], seen_before: set[Any]) -> set[Any]:
+    """Write each record's exact source text as one JSONL line, skipping IDs in ``seen_before`` or repeated.
+
+    Returns the IDs written.
+    """
+    from airflow_provider_consentio.jsonwire import compact_line
+
+    written: set[Any] = set()
+    for record in records:
+        order_id = record.data["id"]
+        if order_id in seen_before or order_id in written:
+            continue
+        written.add(order_id)
+        out.write(compact_line(record.text))
+        out.write("\n")
+    return written
+
+
+class ConsentioExportOrdersOperator(ConsentioOperator):
+    """Export the orders created in [start, end) to a JSONL file, each exactly as the API returned it.
+
+    * The window defaults to the run's data interval, so a backfill of March exports each day exactly once. A
+      zero-length interval (CronTriggerTimetable, manual runs) fails with an explanation, unless
+      ``empty_interval="lookback"``: then [end - lookback, end) is exported.
+    * The window is fetched in consecutive sub-windows of ``window_size`` and every response is streamed, so
+      memory stays flat whatever the range and volume. Orders are de-duplicated by ID across sub-window edges.
+    * The file is written atomically: it appears at ``output_path`` only once complete, so a retry or a crash
+      never leaves a partial or doubled file; a rerun of the same window rewrites the same file.
+    * Returns a small summary (path, count, window, sub-windows) and records it on the output Asset's event.
+
+    :param output_path: where to write, local or any ObjectStoragePath scheme (templated), e.g.
+        ``"/data/consentio/orders/{{ ds }}.jsonl"`` or ``"s3://bucket/orders/{{ ds }}.jsonl"`` with a conn_id.
+    :param start: window start (templated; ISO 8601 or datetime); default: the data interval start.
+    :param end: window end, exclusive (templated); default: the data interval end.
+    :param kind: ``sale`` (seller) or ``purchase`` (buyer).
+    :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
+    :param window_size: length of the sub-windows fetched one request at a time.
+    :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
+    :param lookback: the window used by ``empty_interval="lookback"``.
+    :param consentio_conn_id: the Consentio connection.
+    """
+
+    template_fields: Sequence[str] = ("output_path", "start", "end", "statuses")
+    ui_color = "#e8f1ee"
+
+    def __init__(
+        self,
+        *,
+        output_path: Any,
+        start: Any = None,
+        end: Any = None,
+        kind: str = "sale",
+        statuses: str | Sequence[str] | None = None,
+        window_size: timedelta = timedelta(hours=1),
+        empty_interval: str = "fail",
+        lookback: timedelta = timedelta(days=1),
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [orders_asset(consentio_conn_id, kind)])
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.output_path = output_path
+        self.start = start
+        self.end = end
+        self.kind = kind
+        self.statuses = statuses
+        self.window_size = window_size
+        self.empty_interval = empty_interval
+        self.lookback = lookback
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+
+        start, end = resolve_window(
+            context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
+        )
+        statuses = as_list(self.statuses, "statuses")
+        path = as_storage_path(self.output_path)
+        client = self.hook.get_conn()
+        windows = count_windows(start, end, self.window_size)
+        self.log.info(
+            "Exporting %s orders%s created in [%s, %s) in %d sub-window(s) of %s to %s",
+            self.kind,
+            f" with status {', '.join(statuses)}" if statuses else "",
+            start.isoformat(),
+            end.isoformat(),
+            windows,
+            self.window_size,
+            path,
+        )
+        exported = 0
+        began = time.monotonic()
+        with atomic_writer(path) as out:
+            previous: set[Any] = set()
+            for number, (lower, upper) in enumerate(split_window(start, end, self.window_size), start=1):
+                records = client.iter_orders(lower, upper, kind=self.kind, statuses=statuses)
+                previous = _write_jsonl(records, out, previous)
+                exported += len(previous)
+                rate = exported / max(time.monotonic() - began, 1e-9)
+                self.log.info(
+                    "Sub-window %d/%d [%s, %s): %d orders (total %d, %.0f orders/s)",
+                    number,
+                    windows,
+                    lower.isoformat(),
+                    upper.isoformat(),
+                    len(previous),
+                    exported,
+                    rate,
+                )
+        summary = {
+            "path": str(path),
+            "count": exported,
+            "kind": self.kind,
+            "statuses": statuses,
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "sub_windows": windows,
+        }
+        self.log.info("Exported %d orders to %s in %.1fs", exported, path, time.monotonic() - began)
+        self.record_asset_event(context, summary)
+        return summary
+
+
+class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
+    """Push ERP order references back to Consentio (external_id, external_status) and cancel orders.
+
+    Input: ``references`` (a list of objects, e.g. an upstream task's XCom) or ``input_path`` (a .jsonl or .csv
+    ObjectStoragePath). Each record has ``hash_id`` and at least one of ``external_id``, ``external_status``,
+    ``cancel`` (true/false). Every record is validated before anything is sent, and every bad one is reported by
+    hash ID. A hash ID given twice: the last record wins (logged).
+
+    :param references: the records (templated).
+    :param input_path: or a file of them (templated).
+    :param column_map: field name -> source column/key, e.g. ``{"external_id": "erp_order_no"}``.
+    :param batch_size: records per request.
+    :param concurrency: requests in flight at once.
+    :param on_invalid: ``fail`` (default: nothing is sent if any record is invalid) or ``skip`` (send the valid
+        ones and report the rest in the summary).
+    :param max_rejected: how many per-order failures reported by the API are tolerated before the task fails.
+    """
+
+    template_fields: Sequence[str] = ("references", "input_path", "column_map")
+    ui_color = "#e8f1ee"
+
+    def __init__(
+        self,
+        *,
+        references: Any = None,
+        input_path: Any = None,
+        column_map: Mapping[str, str] | None = None,
+        batch_size: int = 500,
+        concurrency: int = 2,
+        on_invalid: str = "fail",
+        max_rejected: int = 0,
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        self.references = references
+        self.input_path = input_path
+        self.column_map = column_map
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.on_invalid = on_invalid
+        self.max_rejected = max_rejected
+
+    def hook_options(self) -> dict[str, Any]:
+        return {"max_connections": max(10, self.concurrency)}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.models import ExternalReference
+        from airflow_provider_consentio.records import load_records
+
+        if self.references is not None and not self.references and not self.input_path:
+            self.log.info("No references to sync (the input list is empty)")
+            return {"source": "records", "submitted": 0, "updated": 0, "rejected": [], "invalid": []}
+        raw, source = load_records(
+            records=self.references,
+            input_path=self.input_path,
+            column_map=self.column_map,
+            required_fields=("hash_id",),
+        )
+        references, invalid = validate_input(
+            ExternalReference, raw, "hash_id", on_invalid=self.on_invalid, source=source, log=self.log
+        )
+        client = self.hook.get_conn()
+        self.log.info("Syncing %d external references from %s", len(references), source)
+        outcome = send_batches(
+            references,
+            client.update_external_references,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            key_field="hash_id",
+            log=self.log,
+        )
+        rejected = [str(error) for error in outcome.rejected]
+        summary = {
+            "source": source,
+            "submitted": len(references),
+            "updated": len(outcome.saved),
+            "rejected": rejected[:1000],
+            "rejected_count": len(rejected),
+            "invalid": invalid[:1000],
+            "invalid_count": len(invalid),
+            "canceled": sum(1 for ref in references if ref.cancel),
+        }
+        if len(rejected) > self.max_rejected:
+            raise ConsentioError(
+                f"Consentio rejected {len(rejected)} of {len(references)} external references "
+                f"(max_rejected={self.max_rejected}):\n{listing(rejected, 'orders')}"
+            )
+        self.log.info("External references: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
+        return summary
+
+
+class ConsentioEditedOrdersOperator(ConsentioOperator):
+    """Fetch the orders edited after acceptance and not yet marked seen; write them like the export does.
+
+    Hands on, in its XCom summary, each order's ``hash_id`` and ``updated_at`` (the version fetched). Give the
+    ones a downstream task actually processed to :class:`ConsentioMarkOrdersSeenOperator`: an edit is marked seen
+    only after it was applied, so a failure in between re-delivers it on the next run (at-least-once).
+
+    :param output_path: JSONL file to write (templated).
+    :param since: edits at or after this instant (templated); default: the data interval start minus
+        ``lookback``. Unseen edits stay listed until marked seen, so the lookback only bounds how far back an
+        edit that was never acknowledged is still picked up.
+    :param lookback: see ``since``.
+    """
+
+    template_fields: Sequence[str] = ("output_path", "since")
+    ui_color = "#e8f1ee"
+
+    def __init__(
+        self,
+        *,
+        output_path: Any,
+        since: Any = None,
+        lookback: timedelta = timedelta(days=7),
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [edited_orders_asset(consentio_conn_id)])
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.output_path = output_path
+        self.since = since
+        self.lookback = lookback
+
+    def resolve_since(self, context: Mapping[str, Any]) -> datetime:
+        if self.since is not None:
+            return parse_instant(self.since, "since")
+        anchor = context.get("data_interval_start") or context.get("logical_date")
+        if anchor is None:
+            raise ConsentioConfigError(
+                f"{self.task_id}: this run has no data interval or logical date; pass since explicitly"
+            )
+        return parse_instant(anchor, "data_interval_start") - self.lookback
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+
+        since = self.resolve_since(context)
+        path = as_storage_path(self.output_path)
+        client = self.hook.get_conn()
+        versions: list[dict[str, Any]] = []
+        with atomic_writer(path) as out:
+            records = _remember_versions(client.iter_edited_orders(since), versions)
+            _write_jsonl(records, out, set())
+        summary = {
+            "path": str(path),
+            "count": len(versions),
+            "since": since.isoformat(),
+            "orders": versions,
+        }
+        self.log.info("%d edited orders since %s written to %s", len(versions), since.isoformat(), path)
+        self.record_asset_event(context, {k: v for k, v in summary.items() if k != "orders"})
+        return summary
+
+
+def _remember_versions(records: Iterable[RawRecord], versions: list[dict[str, Any]]) -> Iterator[RawRecord]:
+    for record in records:
+        versions.append({"hash_id": record.data.get("hash_id"), "updated_at": record.data.get("updated_at")})
+        yield record
+
+
+class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
+    """Acknowledge edited orders so they are not delivered again. Give it only what was actually processed.
+
+    ``orders`` is a list of hash IDs, or of ``{"hash_id", "updated_at"}`` objects as handed on by
+    :class:`ConsentioEditedOrdersOperator`. With versions, an order edited AGAIN after it was fetched is left
+    unseen (its newer edit was not processed), so it is delivered again on the next run instead of being lost.
+
+    :param orders: the processed orders (templated; typically an upstream task's XCom).
+    :param batch_size: hash IDs per request.
+    """
+
+    template_fields: Sequence[str] = ("orders",)
+    ui_color = "#e8f1ee"
+
+    def __init__(
+        self,
+        *,
+        orders: Any,
+        batch_size: int = 500,
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.orders = orders
+        self.batch_size = batch_size
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        processed = _processed_versions(self.orders)
+        if not processed:
+            self.log.info("Nothing to mark seen")
+            return {"seen": 0, "left_unseen": [], "errors": []}
+        client = self.hook.get_conn()
+        left_unseen = _edited_again(client, processed)
+        if left_unseen:
+            self.log.warning(
+                "%d order(s) were edited again after they were fetched; leaving them unseen so the newer edit is "
+                "delivered next run: %s",
+                len(left_unseen),
+                ", ".join(left_unseen[:50]),
+            )
+        skipped = set(left_unseen)
+        to_ack = [hash_id for hash_id in processed if hash_id not in skipped]
+        seen: list[str] = []
+        errors: list[str] = []
+        for i in range(0, len(to_ack), self.batch_size):
+            result = client.mark_orders_seen(to_ack[i : i + self.batch_size])
+            seen.extend(str(hash_id) for hash_id in result.saved)
+            errors.extend(str(error) for error in result.errors)
+        if errors:
+            raise ConsentioError(f"Consentio could not mark {len(errors)} order(s) seen:\n{listing(errors, 'orders')}")
+        self.log.info("Marked %d edited order(s) seen", len(seen))
+        return {"seen": len(seen), "left_unseen": left_unseen, "errors": errors}
+
+
+def _processed_versions(orders: Any) -> dict[str, str | None]:
+    """hash_id -> processed updated_at (None when only hash IDs were given)."""
+    if isinstance(orders, Mapping) and "orders" in orders:
+        orders = orders["orders"]  # the summary of ConsentioEditedOrdersOperator, passed whole
+    versions: dict[str, str | None] = {}
+    for position, item in enumerate(as_list(orders, "orders"), start=1):
+        if isinstance(item, str) and item:
+            versions[item] = None
+        elif isinstance(item, Mapping) and isinstance(item.get("hash_id"), str) and item["hash_id"]:
+            versions[item["hash_id"]] = item.get("updated_at")
+        else:
+            raise ConsentioConfigError(f"orders item #{position} is neither a hash ID nor an object with a hash_id")
+    return versions
+
+
+def _edited_again(client: ConsentioClient, processed: dict[str, str | None]) -> list[str]:
+    """Hash IDs whose pending edit is newer than the version that was processed."""
+    known = [version for version in processed.values() if version]
+    if not known:
+        return []
+    since = min(parse_instant(version, "updated_at") for version in known)
+    current = {record.data.get("hash_id"): record.data.get("updated_at") for record in client.iter_edited_orders(since)}
+    return [
+        hash_id
+        for hash_id, version in processed.items()
+        if version and hash_id in current and current[hash_id] != version
+    ]
+
+
+class ConsentioPrepareOrderOperator(ConsentioOperator):
+    """Mark every item of one or more orders prepared (the public endpoint: no API key needed).
+
+    Works with dynamic task mapping: ``ConsentioPrepareOrderOperator.partial(task_id="prepare")
+    .expand(hash_ids=upstream.output)``. Every order is attempted; unknown hash IDs are reported together.
+
+    :param hash_ids: one hash ID or a list (templated).
+    """
+
+    template_fields: Sequence[str] = ("hash_ids",)
+    ui_color = "#e8f1ee"
+
+    def __init__(
+        self,
+        *,
+        hash_ids: str | Sequence[str],
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.hash_ids = hash_ids
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hash_ids = as_list(self.hash_ids, "hash_ids")
+        client = self.hook.get_conn()
+        prepared: list[str] = []
+        missing: list[str] = []
+        for hash_id in hash_ids:
+            try:
+                client.prepare_order(hash_id)
+            except ConsentioNotFoundError:
+                missing.append(hash_id)
+            else:
+                prepared.append(hash_id)
+        if missing:
+            raise ConsentioError(
+                f"{len(missing)} of {len(hash_ids)} orders to prepare do not exist in workspace "
+                f"{client.settings.workspace_id}:\n{listing(missing, 'orders')}"
+            )
+        self.log.info("Marked %d order(s) prepared", len(prepared))
+        return {"prepared": prepared, "count": len(prepared)}

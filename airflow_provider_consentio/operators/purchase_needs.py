@@ -1,0 +1,217 @@
+"""Buyer purchase-need operators: validated, batched, idempotent upsert; export by date range."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+from airflow_provider_consentio.errors import ConsentioError
+from airflow_provider_consentio.operators._common import (
+    ON_INVALID_POLICIES,
+    ConsentioOperator,
+    check_choice,
+    listing,
+    send_batches,
+    validate_input,
+)
+from airflow_provider_consentio.windows import parse_instant, resolve_window
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# Chosen from tests/benchmarks/bench_purchase_needs.py: within a few percent of the fastest setting measured.
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_CONCURRENCY = 4
+
+
+def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
+    return Asset(
+        name=f"consentio_purchase_needs__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/purchase-needs"
+    )
+
+
+class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
+    """Create or update purchase needs, idempotently by ``code``.
+
+    Input, exactly one of: ``needs`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
+    ObjectStoragePath) or ``sql`` + ``sql_conn_id`` (any Airflow SQL connection; common.sql's DbApiHook). Source
+    columns are mapped to fields with ``column_map`` (field -> column); CSV/SQL blanks and NULLs mean "not given";
+    a ``metadata`` column may hold a JSON object and ``metadata.<key>`` columns are gathered into ``metadata``.
+
+    Every record is validated against the documented field rules before anything is sent; the error lists every
+    bad record by code and reason. A code given twice: the last record wins (logged). Records go in batches of
+    ``batch_size``, up to ``concurrency`` batches at a time. The API reports per-record rejections with HTTP 200:
+    they are collected, listed in the summary, and fail the task when more than ``max_rejected``. Re-running is
+    safe: ``code`` is the idempotency key, so a resubmitted record replaces itself.
+
+    Returns ``{"submitted", "created", "updated", "rejected": [{"code", "reason"}], "invalid": [...], ...}``.
+
+    :param on_invalid: ``fail`` (default: nothing is sent if any record is invalid) or ``skip`` (send the valid
+        ones; the invalid ones are listed in the summary).
+    :param max_rejected: per-record API rejections tolerated before the task fails (default 0).
+    """
+
+    template_fields: Sequence[str] = ("needs", "input_path", "sql", "sql_parameters", "column_map")
+    template_ext: Sequence[str] = (".sql",)
+    ui_color = "#f3ecdf"
+
+    def __init__(
+        self,
+        *,
+        needs: Any = None,
+        input_path: Any = None,
+        sql: str | None = None,
+        sql_conn_id: str | None = None,
+        sql_parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        column_map: Mapping[str, str] | None = None,
+        csv_delimiter: str = ",",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        on_invalid: str = "fail",
+        max_rejected: int = 0,
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [purchase_needs_asset(consentio_conn_id)])
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        self.needs = needs
+        self.input_path = input_path
+        self.sql = sql
+        self.sql_conn_id = sql_conn_id
+        self.sql_parameters = sql_parameters
+        self.column_map = column_map
+        self.csv_delimiter = csv_delimiter
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.on_invalid = on_invalid
+        self.max_rejected = max_rejected
+
+    def hook_options(self) -> dict[str, Any]:
+        return {"max_connections": max(10, self.concurrency)}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.models import PurchaseNeed, saved_was_created
+        from airflow_provider_consentio.records import load_records
+
+        required = [name for name, spec in PurchaseNeed.model_fields.items() if spec.is_required()]
+        raw, source = load_records(
+            records=self.needs,
+            input_path=self.input_path,
+            sql=self.sql,
+            sql_conn_id=self.sql_conn_id,
+            sql_parameters=self.sql_parameters,
+            column_map=self.column_map,
+            required_fields=required,
+            csv_delimiter=self.csv_delimiter,
+        )
+        needs, invalid = validate_input(
+            PurchaseNeed, raw, "code", on_invalid=self.on_invalid, source=source, log=self.log
+        )
+        self.log.info("Upserting %d purchase needs from %s", len(needs), source)
+        outcome = send_batches(
+            needs,
+            self.hook.get_conn().upsert_purchase_needs,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            key_field="code",
+            log=self.log,
+        )
+        created = sum(1 for record in outcome.saved if saved_was_created(record))
+        rejected = [{"code": error.key, "reason": error.reason} for error in outcome.rejected]
+        summary = {
+            "source": source,
+            "read": len(raw),
+            "submitted": len(needs),
+            "created": created,
+            "updated": len(outcome.saved) - created,
+            "rejected_count": len(rejected),
+            "rejected": rejected[:1000],
+            "invalid_count": len(invalid),
+            "invalid": invalid[:1000],
+            "batches": outcome.batches,
+        }
+        self.log.info("Purchase needs: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
+        self.record_asset_event(context, {k: v for k, v in summary.items() if not isinstance(v, list)})
+        if len(rejected) > self.max_rejected:
+            lines = [f"{r['code'] or '?'}: {r['reason']}" for r in rejected]
+            raise ConsentioError(
+                f"Consentio rejected {len(rejected)} of {len(needs)} purchase needs "
+                f"(max_rejected={self.max_rejected}); the other {len(outcome.saved)} were saved:\n"
+                + listing(lines, "records")
+            )
+        return summary
+
+
+class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
+    """Export purchase needs to a JSONL file, each as the API returned it (atomic write, summary, Asset event).
+
+    Selects needs whose delivery window lies inside [start_date, end_date] (the API's filter:
+    need.start_date >= start_date and need.end_date <= end_date), optionally with one external status.
+
+    :param output_path: JSONL file to write (templated).
+    :param start_date: first delivery date (templated); default: the date the data interval starts.
+    :param end_date: last delivery date, inclusive (templated); default: the last date inside the data interval.
+    :param status: only needs with this external_status.
+    """
+
+    template_fields: Sequence[str] = ("output_path", "start_date", "end_date", "status")
+    ui_color = "#f3ecdf"
+
+    def __init__(
+        self,
+        *,
+        output_path: Any,
+        start_date: Any = None,
+        end_date: Any = None,
+        status: str | None = None,
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.output_path = output_path
+        self.start_date = start_date
+        self.end_date = end_date
+        self.status = status
+
+    def resolve_dates(self, context: Mapping[str, Any]) -> tuple[date, date]:
+        if self.start_date is not None and self.end_date is not None:
+            first = parse_instant(self.start_date, "start_date").date()
+            last = parse_instant(self.end_date, "end_date").date()
+        else:
+            start, end = resolve_window(
+                context, empty_interval="lookback", lookback=timedelta(days=1), task=self.task_id
+            )
+            first = parse_instant(self.start_date, "start_date").date() if self.start_date else start.date()
+            last = (
+                parse_instant(self.end_date, "end_date").date()
+                if self.end_date
+                else (end - timedelta.resolution).date()
+            )
+        return first, max(first, last)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.jsonwire import compact_line
+        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+
+        first, last = self.resolve_dates(context)
+        path = as_storage_path(self.output_path)
+        count = 0
+        with atomic_writer(path) as out:
+            for record in self.hook.get_conn().iter_purchase_needs(first, last, status=self.status):
+                out.write(compact_line(record.text))
+                out.write("\n")
+                count += 1
+        summary = {
+            "path": str(path),
+            "count": count,
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+            "status": self.status,
+        }
+        self.log.info("Exported %d purchase needs to %s", count, path)
+        self.record_asset_event(context, summary)
+        return summary

@@ -1,0 +1,72 @@
+"""Atomic writes to an ObjectStoragePath: a retry or a crash never leaves a partial file at the final path.
+
+* Local paths: the data goes to a hidden sibling ``.<name>.partial-<random>``, is fsynced, and is renamed onto the
+  final name (``os.replace`` is atomic on POSIX). Partial files left by a killed worker are removed by the next
+  attempt at the same path.
+* Object stores (s3://, gs://, ...): the data is spooled to a local temporary file and uploaded in one put, and
+  object stores only show an object once its upload completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, cast
+
+from fsspec.implementations.local import LocalFileSystem
+
+PARTIAL_MARKER = ".partial-"
+
+
+def as_storage_path(value: Any) -> Any:
+    """An ``ObjectStoragePath`` from a string or path (imported lazily: DAG files must parse fast)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return value if isinstance(value, ObjectStoragePath) else ObjectStoragePath(str(value))
+
+
+def is_local(path: Any) -> bool:
+    return isinstance(path.fs, LocalFileSystem)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Any) -> Iterator[IO[str]]:
+    """Open a UTF-8 text stream whose content appears at ``path`` only if the block completes."""
+    path = as_storage_path(path)
+    if is_local(path):
+        with _local_atomic_writer(Path(path.path)) as stream:
+            yield stream
+        return
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
+        yield spool
+        spool.flush()
+        data = cast(IO[bytes], spool.buffer)
+        data.seek(0)
+        with path.open("wb") as destination:
+            shutil.copyfileobj(data, destination, length=1024 * 1024)
+
+
+@contextlib.contextmanager
+def _local_atomic_writer(final: Path) -> Iterator[IO[str]]:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_partials(final)
+    partial = final.with_name(f".{final.name}{PARTIAL_MARKER}{uuid.uuid4().hex[:12]}")
+    try:
+        with partial.open("w", encoding="utf-8", newline="\n") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def remove_partials(final: Path) -> None:
+    """Delete partial files a killed attempt left beside ``final``."""
+    for leftover in final.parent.glob(f".{final.name}{PARTIAL_MARKER}*"):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,96 @@
+"""Time windows: which [start, end) a run exports, and how a long window is split into sub-windows.
+
+Airflow 3 gives zero-length data intervals to runs of a CronTriggerTimetable and to manual runs, and none at all
+to runs triggered without a logical date. An export over such an "interval" would silently export nothing, so
+:func:`resolve_window` makes the choice explicit:
+
+* ``empty_interval="fail"`` (default): raise, explaining the cause and the fixes.
+* ``empty_interval="lookback"``: export ``[end - lookback, end)``, e.g. the day before a midnight trigger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import pendulum
+
+from airflow_provider_consentio.errors import ConsentioConfigError
+
+EmptyIntervalPolicy = Literal["fail", "lookback"]
+EMPTY_INTERVAL_POLICIES = ("fail", "lookback")
+
+
+def parse_instant(value: Any, name: str) -> datetime:
+    """A timezone-aware datetime from a datetime, a date (midnight UTC) or an ISO 8601 string.
+
+    Naive values are taken as UTC, as Airflow does.
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = pendulum.parse(value.strip(), tz="UTC", strict=False)
+        except (ValueError, pendulum.parsing.exceptions.ParserError):
+            parsed = None
+        if isinstance(parsed, datetime):
+            return parsed
+        if isinstance(parsed, date):
+            return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    raise ConsentioConfigError(f"{name}={value!r} is not an ISO 8601 date or date-time (e.g. 2025-03-01T00:00:00Z)")
+
+
+def resolve_window(
+    context: Mapping[str, Any],
+    start: Any = None,
+    end: Any = None,
+    *,
+    empty_interval: str = "fail",
+    lookback: timedelta = timedelta(days=1),
+    task: str = "this task",
+) -> tuple[datetime, datetime]:
+    """The [start, end) a run works on: explicit ``start``/``end``, else the run's data interval."""
+    if empty_interval not in EMPTY_INTERVAL_POLICIES:
+        raise ConsentioConfigError(f"empty_interval must be one of {EMPTY_INTERVAL_POLICIES}, got {empty_interval!r}")
+    if lookback <= timedelta(0):
+        raise ConsentioConfigError(f"lookback must be positive, got {lookback}")
+    if start is None:
+        start = context.get("data_interval_start")
+    if end is None:
+        end = context.get("data_interval_end")
+    if start is None or end is None:
+        raise ConsentioConfigError(
+            f"{task}: this run has no data interval (it was triggered without a logical date), so there is no "
+            "window to work on. Pass start and end explicitly, or trigger the run with a logical date."
+        )
+    window_start, window_end = parse_instant(start, "start"), parse_instant(end, "end")
+    if window_end < window_start:
+        raise ConsentioConfigError(f"{task}: start {window_start.isoformat()} is after end {window_end.isoformat()}")
+    if window_start == window_end:
+        if empty_interval == "fail":
+            raise ConsentioConfigError(
+                f"{task}: the window [{window_start.isoformat()}, {window_end.isoformat()}) is empty. Airflow 3 gives "
+                "zero-length data intervals to CronTriggerTimetable schedules and manual runs. Schedule the DAG "
+                "with CronDataIntervalTimetable, pass start/end, or set empty_interval='lookback' to use "
+                f"[end - lookback, end) (lookback is {lookback})."
+            )
+        window_start = window_end - lookback
+    return window_start, window_end
+
+
+def split_window(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive half-open sub-windows of at most ``size`` covering [start, end) exactly once."""
+    if size <= timedelta(0):
+        raise ConsentioConfigError(f"window_size must be positive, got {size}")
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + size, end)
+        yield cursor, upper
+        cursor = upper
+
+
+def count_windows(start: datetime, end: datetime, size: timedelta) -> int:
+    return -(-(end - start) // size) if end > start else 0

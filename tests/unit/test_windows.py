@@ -1,0 +1,68 @@
+from datetime import UTC, date, datetime, timedelta
+
+import pendulum
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider_consentio.errors import ConsentioConfigError
+from airflow_provider_consentio.windows import count_windows, parse_instant, resolve_window, split_window
+
+MARCH_1 = datetime(2025, 3, 1, tzinfo=UTC)
+MARCH_2 = datetime(2025, 3, 2, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-03-01", "2025-03-01T00:00:00Z", "2025-03-01T01:00:00+01:00", "2025-03-01 00:00:00+00:00", date(2025, 3, 1),
+     datetime(2025, 3, 1), pendulum.datetime(2025, 3, 1)],
+)
+def test_parse_instant_accepts_the_usual_forms(value):
+    assert parse_instant(value, "start") == MARCH_1
+
+
+@pytest.mark.parametrize("value", ["2025-13-01", "yesterday", "", 20250301, None])
+def test_parse_instant_names_the_parameter_and_value(value):
+    with pytest.raises(ConsentioConfigError, match=r"start=.* is not an ISO 8601"):
+        parse_instant(value, "start")
+
+
+def test_window_defaults_to_the_data_interval():
+    context = {"data_interval_start": pendulum.instance(MARCH_1), "data_interval_end": pendulum.instance(MARCH_2)}
+    assert resolve_window(context) == (MARCH_1, MARCH_2)
+    assert resolve_window(context, start="2025-03-01T12:00:00Z") == (MARCH_1 + timedelta(hours=12), MARCH_2)
+
+
+def test_zero_length_interval_fails_by_default_and_explains():
+    context = {"data_interval_start": MARCH_2, "data_interval_end": MARCH_2}
+    with pytest.raises(ConsentioConfigError, match="CronDataIntervalTimetable"):
+        resolve_window(context, task="export")
+
+
+def test_zero_length_interval_with_lookback_takes_the_day_before():
+    context = {"data_interval_start": MARCH_2, "data_interval_end": MARCH_2}
+    assert resolve_window(context, empty_interval="lookback") == (MARCH_1, MARCH_2)
+
+
+def test_missing_interval_and_reversed_window_are_errors():
+    with pytest.raises(ConsentioConfigError, match="no data interval"):
+        resolve_window({"data_interval_start": None, "data_interval_end": None})
+    with pytest.raises(ConsentioConfigError, match="is after end"):
+        resolve_window({}, start=MARCH_2, end=MARCH_1)
+    with pytest.raises(ConsentioConfigError, match="empty_interval must be one of"):
+        resolve_window({}, start=MARCH_1, end=MARCH_2, empty_interval="ignore")
+
+
+@given(
+    span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=70)),
+    size=st.timedeltas(min_value=timedelta(hours=1), max_value=timedelta(days=3)),
+)
+def test_sub_windows_cover_the_window_exactly_once(span, size):
+    end = MARCH_1 + span
+    windows = list(split_window(MARCH_1, end, size))
+    assert len(windows) == count_windows(MARCH_1, end, size)
+    if span:
+        assert windows[0][0] == MARCH_1 and windows[-1][1] == end
+    for (_, upper), (lower, _) in zip(windows, windows[1:], strict=False):
+        assert upper == lower
+    assert all(lower < upper and upper - lower <= size for lower, upper in windows)
