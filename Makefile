@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## The example pipelines against the local sandbox, end to end, with a summary.
 demo: $(STAMP)
-	$(BIN)/python -m airflow_provider_consentio.sandbox.demo
+	$(BIN)/python -m airflow_provider_consentio.demo
 
 ## Lint, types, and the whole test suite (unit, sandbox, DAG, scheduler end-to-end, reduced chaos run).
 test: $(STAMP) lint
@@ -36,7 +36,7 @@ chaos-full: $(STAMP)
 
 ## airflow standalone with the sandbox, to watch runs in the UI (http://127.0.0.1:8280, admin/admin).
 airflow: $(STAMP)
-	$(BIN)/python -m airflow_provider_consentio.sandbox.demo --standalone
+	$(BIN)/python -m airflow_provider_consentio.demo --standalone
 
 ## The benchmarks quoted in the issue notes.
 bench: $(STAMP)

@@ -19,7 +19,11 @@ def chunked(text: str, cuts: list[int]) -> list[str]:
     return [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
 
 
-@given(objects=st.lists(json_objects, max_size=6), cuts=st.lists(st.integers(min_value=0, max_value=400)), indent=st.sampled_from([None, 2]))
+@given(
+    objects=st.lists(json_objects, max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=400)),
+    indent=st.sampled_from([None, 2]),
+)
 def test_every_chunking_yields_each_element_with_its_exact_source_text(objects, cuts, indent):
     text = json.dumps(objects, indent=indent, ensure_ascii=False)
     elements = list(iter_array_objects(chunked(text, cuts)))

@@ -34,7 +34,10 @@ GOOD = {
         ({"quantity": "lots"}, "quantity must be a number, got 'lots'"),
         ({"quantity": True}, "quantity must be a number"),
         ({"quantity": "NaN"}, "quantity must be a finite number"),
-        ({"quantity_unit": "boxes"}, "quantity_unit input should be 'box', 'pallet', 'kg', 'piece' or 'unknown', got 'boxes'"),
+        (
+            {"quantity_unit": "boxes"},
+            "quantity_unit input should be 'box', 'pallet', 'kg', 'piece' or 'unknown', got 'boxes'",
+        ),
         ({"external_status": "S" * 33}, "external_status string should have at most 32 characters"),
         ({"storage_location_code": "W" * 21}, "storage_location_code string should have at most 20 characters"),
         ({"tender_kind": "flash"}, "tender_kind input should be"),

@@ -62,7 +62,7 @@ def test_exactly_one_source_and_a_known_format():
         load_records()
     with pytest.raises(ConsentioConfigError, match=r"got records, input_path"):
         load_records(records=[{"a": 1}], input_path="x.csv")
-    with pytest.raises(ConsentioConfigError, match="use a .jsonl, .ndjson or .csv file"):
+    with pytest.raises(ConsentioConfigError, match=r"use a \.jsonl, \.ndjson or \.csv file"):
         load_records(input_path="/tmp/needs.xlsx")
     with pytest.raises(ConsentioConfigError, match="sql needs sql_conn_id"):
         load_records(sql="select 1")

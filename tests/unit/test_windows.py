@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pendulum
@@ -14,8 +15,15 @@ MARCH_2 = datetime(2025, 3, 2, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     "value",
-    ["2025-03-01", "2025-03-01T00:00:00Z", "2025-03-01T01:00:00+01:00", "2025-03-01 00:00:00+00:00", date(2025, 3, 1),
-     datetime(2025, 3, 1), pendulum.datetime(2025, 3, 1)],
+    [
+        "2025-03-01",
+        "2025-03-01T00:00:00Z",
+        "2025-03-01T01:00:00+01:00",
+        "2025-03-01 00:00:00+00:00",
+        date(2025, 3, 1),
+        datetime(2025, 3, 1),
+        pendulum.datetime(2025, 3, 1),
+    ],
 )
 def test_parse_instant_accepts_the_usual_forms(value):
     assert parse_instant(value, "start") == MARCH_1
@@ -63,6 +71,6 @@ def test_sub_windows_cover_the_window_exactly_once(span, size):
     assert len(windows) == count_windows(MARCH_1, end, size)
     if span:
         assert windows[0][0] == MARCH_1 and windows[-1][1] == end
-    for (_, upper), (lower, _) in zip(windows, windows[1:], strict=False):
+    for (_, upper), (lower, _) in itertools.pairwise(windows):
         assert upper == lower
     assert all(lower < upper and upper - lower <= size for lower, upper in windows)

@@ -1,0 +1,241 @@
+"""Run the sandbox and a real Airflow on one machine: for the demo, the end-to-end tests and the chaos runs.
+
+Everything binds 127.0.0.1 on free ports and lives under one work directory; ``stop()`` ends every process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PYTHON = sys.executable
+ADMIN = ("admin", "admin")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _stop(process: subprocess.Popen[Any], grace: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+class SandboxProcess:
+    """The sandbox CLI in its own process (its own core), on a free loopback port."""
+
+    def __init__(self, workdir: Path, *, seed: int = 42, extra_args: tuple[str, ...] = ()):
+        self.workdir = workdir
+        self.seed = seed
+        self.extra_args = extra_args
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.info: dict[str, Any] = {}
+
+    def start(self, timeout: float = 120.0) -> SandboxProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        ready = self.workdir / f"sandbox-{self.port}.ready"
+        ready.unlink(missing_ok=True)
+        log = (self.workdir / f"sandbox-{self.port}.log").open("wb")
+        command = [
+            PYTHON,
+            "-m",
+            "airflow_provider_consentio.sandbox",
+            "--port",
+            str(self.port),
+            "--seed",
+            str(self.seed),
+        ]
+        self.process = subprocess.Popen(
+            [*command, "--ready-file", str(ready), *self.extra_args], stdout=log, stderr=subprocess.STDOUT
+        )
+        wait_until(lambda: ready.exists() or self.process.poll() is not None, timeout, "the sandbox to listen")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited early; see {log.name}")
+        self.info = self.admin("GET", "/_sandbox/info")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process, grace=10)
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, self.base_url + path, timeout=60, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def connection_json(self) -> str:
+        return json.dumps(
+            {
+                "conn_type": "consentio",
+                "login": str(self.info["workspace_id"]),
+                "password": self.info["api_key"],
+                "host": self.base_url,
+                "extra": {"timeout": 30, "max_retries": 8},
+            }
+        )
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@dataclass
+class AirflowEnv:
+    """An isolated Airflow installation: its own home, SQLite database, DAG folder, connections and variables."""
+
+    home: Path
+    dags_folder: Path
+    connections: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def environ(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
+        passwords = self.home / "simple_auth_passwords.json"
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
+                # The API server and workers need `airflow` on PATH (design.md: standalone needs the venv's bin).
+                "PATH": f"{Path(PYTHON).parent}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            }
+        )
+        env.update({f"AIRFLOW_CONN_{name.upper()}": value for name, value in self.connections.items()})
+        env.update({f"AIRFLOW_VAR_{name.upper()}": value for name, value in self.variables.items()})
+        env.update(self.settings)
+        return env
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "simple_auth_passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
+        self.airflow("db", "migrate", timeout=300)
+
+    def airflow(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [PYTHON, "-m", "airflow", *args],
+            env=self.environ(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited {result.returncode}\n--- stdout ---\n{result.stdout[-6000:]}"
+                f"\n--- stderr ---\n{result.stderr[-6000:]}"
+            )
+        return result
+
+
+class AirflowServices:
+    """api-server, scheduler, dag-processor and triggerer as separate processes (each exits cleanly on TERM)."""
+
+    def __init__(self, env: AirflowEnv):
+        self.env = env
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env.settings.setdefault("AIRFLOW__API__PORT", str(self.port))
+        self.env.settings.setdefault("AIRFLOW__API__BASE_URL", self.base_url)
+        self.env.settings.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"{self.base_url}/execution/")
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._token: str | None = None
+
+    def start(self, timeout: float = 180.0) -> AirflowServices:
+        commands = {
+            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            "scheduler": ["scheduler", "--skip-serve-logs"],
+            "dag-processor": ["dag-processor"],
+            "triggerer": ["triggerer", "--skip-serve-logs"],
+        }
+        logs = self.env.home / "service-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for name, args in commands.items():
+            log = (logs / f"{name}.log").open("wb")
+            self.processes[name] = subprocess.Popen(
+                [PYTHON, "-m", "airflow", *args], env=self.env.environ(), stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self._healthy, timeout, "the Airflow services to report healthy", interval=1.0)
+        return self
+
+    def _healthy(self) -> bool:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                log = self.env.home / "service-logs" / f"{name}.log"
+                raise RuntimeError(f"airflow {name} exited {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return all(
+            health.get(component, {}).get("status") == "healthy"
+            for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            _stop(process)
+
+    def token(self) -> str:
+        if self._token is None:
+            response = httpx.post(
+                f"{self.base_url}/auth/token", json={"username": ADMIN[0], "password": ADMIN[1]}, timeout=30
+            )
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method, self.base_url + path, headers={"Authorization": f"Bearer {self.token()}"}, timeout=60, **kwargs
+        )
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def __enter__(self) -> AirflowServices:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

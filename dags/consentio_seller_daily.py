@@ -1,0 +1,208 @@
+"""
+### Consentio seller, daily
+
+Every day, for the day that just ended:
+
+1. **export** the accepted orders created that day to a JSONL file (exactly as Consentio sent them),
+2. **load** them into the ERP and give each an ERP order number,
+3. **push** those numbers back to Consentio as external references,
+4. **fetch** the orders edited after acceptance that were not acknowledged yet,
+5. **apply** the edits in the ERP (idempotent: an edit delivered twice is applied once),
+6. **mark seen** exactly the edits that were applied (a failure before this step re-delivers them next run),
+7. optionally **prepare** the day's orders (param `prepare_orders`).
+
+Connections: `consentio_default` (Consentio) and `consentio_erp` (the ERP database: SQLite in the demo; point it
+at Postgres and nothing else changes). Variable `consentio_data_dir`: where the files go.
+
+The schedule is a `CronDataIntervalTimetable`, so every run owns a real [start, end) day and a backfill exports
+each day exactly once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
+
+from airflow_provider_consentio.operators.orders import (
+    ConsentioEditedOrdersOperator,
+    ConsentioExportOrdersOperator,
+    ConsentioMarkOrdersSeenOperator,
+    ConsentioPrepareOrderOperator,
+    ConsentioSyncExternalOrdersOperator,
+)
+
+ERP_CONN_ID = "consentio_erp"
+DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
+PREPARE_CHUNK = 50
+
+ERP_TABLES = [
+    """CREATE TABLE IF NOT EXISTS erp_orders (
+        hash_id TEXT PRIMARY KEY,
+        consentio_id BIGINT NOT NULL,
+        erp_number TEXT NOT NULL,
+        status TEXT,
+        currency TEXT,
+        total TEXT,
+        created_at TEXT,
+        updated_at TEXT,
+        payload TEXT NOT NULL
+    )""",
+    # One row per edit version applied: the edit log an auditor (or the chaos test) reads.
+    """CREATE TABLE IF NOT EXISTS erp_order_edits (
+        hash_id TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (hash_id, updated_at)
+    )""",
+]
+
+
+def _erp() -> Any:
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_connection(ERP_CONN_ID).get_hook()
+    for statement in ERP_TABLES:
+        hook.run(statement)
+    return hook
+
+
+def _read_orders(path: str) -> list[dict[str, Any]]:
+    import json
+    from decimal import Decimal
+
+    from airflow.sdk import ObjectStoragePath
+
+    with ObjectStoragePath(path).open("r", encoding="utf-8") as lines:
+        return [json.loads(line, parse_float=Decimal) for line in lines if line.strip()]
+
+
+def _upsert_orders(hook: Any, orders: list[dict[str, Any]]) -> None:
+    """Insert new orders and refresh known ones; an order keeps the ERP number it was first given."""
+    marks = ", ".join([hook.placeholder] * 8)
+    sql = (
+        "INSERT INTO erp_orders (hash_id, consentio_id, erp_number, status, currency, total, created_at, updated_at,"
+        f" payload) VALUES ({marks}, {hook.placeholder}) ON CONFLICT (hash_id) DO UPDATE SET status = excluded.status,"
+        " currency = excluded.currency, total = excluded.total, updated_at = excluded.updated_at,"
+        " payload = excluded.payload"
+    )
+    rows = [
+        (
+            order["hash_id"],
+            order["id"],
+            _erp_number(order),
+            order.get("status"),
+            order.get("currency"),
+            str(order.get("price")),
+            order.get("created_at"),
+            order.get("updated_at"),
+            _canonical(order),
+        )
+        for order in orders
+    ]
+    _executemany(hook, sql, rows)
+
+
+def _erp_number(order: dict[str, Any]) -> str:
+    """The ERP's own order number (a stand-in: a real ERP assigns it on insert)."""
+    return f"ERP-{order['id']:08d}"
+
+
+def _executemany(hook: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    from contextlib import closing
+
+    with closing(hook.get_conn()) as conn:
+        conn.cursor().executemany(sql, rows)
+        conn.commit()
+
+
+def _canonical(order: dict[str, Any]) -> str:
+    from airflow_provider_consentio.jsonwire import dumps
+
+    return dumps(order)
+
+
+@dag(
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={"prepare_orders": Param(False, type="boolean", description="Also mark the day's orders prepared")},
+    tags=["consentio", "example"],
+    doc_md=__doc__,
+)
+def consentio_seller_daily() -> None:
+    export = ConsentioExportOrdersOperator(
+        task_id="export_accepted_orders",
+        output_path=DATA_DIR + "/orders/{{ ds }}.jsonl",
+        statuses=["accepted"],
+    )
+
+    @task
+    def load_orders_into_erp(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
+        """Upsert the exported orders into the ERP; write each order's ERP number for the push back."""
+        import json
+
+        from airflow.sdk import ObjectStoragePath
+
+        orders = _read_orders(export_summary["path"])
+        _upsert_orders(_erp(), orders)
+        target = ObjectStoragePath(references_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8") as out:
+            for order in orders:
+                reference = {
+                    "hash_id": order["hash_id"],
+                    "external_id": _erp_number(order),
+                    "external_status": "imported",
+                }
+                out.write(json.dumps(reference) + "\n")
+        return {"loaded": len(orders), "references_path": references_path}
+
+    loaded = load_orders_into_erp(export.output, references_path=DATA_DIR + "/references/{{ ds }}.jsonl")
+
+    push_references = ConsentioSyncExternalOrdersOperator(
+        task_id="push_erp_references",
+        input_path="{{ ti.xcom_pull(task_ids='load_orders_into_erp')['references_path'] }}",
+    )
+
+    edited = ConsentioEditedOrdersOperator(
+        task_id="fetch_edited_orders",
+        output_path=DATA_DIR + "/edited/{{ ds }}.jsonl",
+    )
+
+    @task
+    def apply_edits_in_erp(edited_summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """Apply each edited order in the ERP and return exactly the versions applied (for mark seen)."""
+        hook = _erp()
+        orders = _read_orders(edited_summary["path"])
+        _upsert_orders(hook, orders)
+        sql = (
+            "INSERT INTO erp_order_edits (hash_id, updated_at)"
+            f" VALUES ({hook.placeholder}, {hook.placeholder}) ON CONFLICT DO NOTHING"
+        )
+        _executemany(hook, sql, [(order["hash_id"], order["updated_at"]) for order in orders])
+        return [{"hash_id": order["hash_id"], "updated_at": order["updated_at"]} for order in orders]
+
+    applied = apply_edits_in_erp(edited.output)
+
+    mark_seen = ConsentioMarkOrdersSeenOperator(task_id="mark_edits_seen", orders=applied)
+
+    @task
+    def orders_to_prepare(export_summary: dict[str, Any], params: dict[str, Any] | None = None) -> list[list[str]]:
+        """The day's hash IDs in chunks, or nothing unless the run asked for it (mapping over [] skips)."""
+        if not (params or {}).get("prepare_orders"):
+            return []
+        hash_ids = [order["hash_id"] for order in _read_orders(export_summary["path"])]
+        return [hash_ids[i : i + PREPARE_CHUNK] for i in range(0, len(hash_ids), PREPARE_CHUNK)]
+
+    to_prepare = orders_to_prepare(export.output)
+    prepare = ConsentioPrepareOrderOperator.partial(task_id="prepare_orders").expand(hash_ids=to_prepare)
+
+    chain(loaded, push_references, edited)
+    chain(mark_seen, to_prepare, prepare)
+
+
+consentio_seller_daily()
