@@ -27,9 +27,11 @@ from airflow_provider_consentio.operators.purchase_needs import (
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
+# The day a run covers. Not {{ ds }}: a manual run at logical date D covers [D - 1 day, D).
+DAY = "{{ data_interval_start | ds }}"
 DEMAND_LINES_SQL = (
     "SELECT line_code, product_code, delivery_from, delivery_to, qty, unit, status, warehouse, depot, tender, notes"
-    " FROM demand_lines WHERE plan_date = '{{ ds }}' ORDER BY line_code"
+    f" FROM demand_lines WHERE plan_date = '{DAY}' ORDER BY line_code"
 )
 # Purchase-need field <- ERP column.
 COLUMN_MAP = {
@@ -68,13 +70,13 @@ def consentio_buyer_daily() -> None:
 
     read_back = ConsentioExportPurchaseNeedsOperator(
         task_id="read_back_purchase_needs",
-        output_path=DATA_DIR + "/purchase_needs/{{ ds }}.jsonl",
-        start_date="{{ macros.ds_add(ds, 1) }}",
-        end_date="{{ macros.ds_add(ds, 8) }}",
+        output_path=DATA_DIR + "/purchase_needs/" + DAY + ".jsonl",
+        from_date="{{ macros.ds_add(data_interval_start | ds, 1) }}",
+        to_date="{{ macros.ds_add(data_interval_start | ds, 8) }}",
     )
 
     @task
-    def reconcile(upserted: dict[str, Any], read_back_summary: dict[str, Any], ds: str = "") -> dict[str, Any]:
+    def reconcile(upserted: dict[str, Any], read_back_summary: dict[str, Any], demand_lines_sql: str) -> dict[str, Any]:
         """Every demand line of the day is in Consentio with the values sent."""
         import json
         from decimal import Decimal
@@ -83,8 +85,7 @@ def consentio_buyer_daily() -> None:
 
         from airflow_provider_consentio.records import load_records
 
-        sql = DEMAND_LINES_SQL.replace("{{ ds }}", ds)
-        lines, _ = load_records(sql=sql, sql_conn_id=ERP_CONN_ID, column_map=COLUMN_MAP)
+        lines, _ = load_records(sql=demand_lines_sql, sql_conn_id=ERP_CONN_ID, column_map=COLUMN_MAP)
         with ObjectStoragePath(read_back_summary["path"]).open("r", encoding="utf-8") as stored:
             needs = [json.loads(row, parse_float=Decimal) for row in stored if row.strip()]
         in_consentio = {need["code"]: need for need in needs}
@@ -111,7 +112,7 @@ def consentio_buyer_daily() -> None:
             "updated": upserted["updated"],
         }
 
-    reconcile(upsert.output, read_back.output)
+    reconcile(upsert.output, read_back.output, demand_lines_sql=DEMAND_LINES_SQL)
 
 
 consentio_buyer_daily()

@@ -36,6 +36,8 @@ from airflow_provider_consentio.operators.orders import (
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
+# The day a run covers. Not {{ ds }}: a manual run at logical date D covers [D - 1 day, D).
+DAY = "{{ data_interval_start | ds }}"
 PREPARE_CHUNK = 50
 
 ERP_TABLES = [
@@ -136,7 +138,7 @@ def _canonical(order: dict[str, Any]) -> str:
 def consentio_seller_daily() -> None:
     export = ConsentioExportOrdersOperator(
         task_id="export_accepted_orders",
-        output_path=DATA_DIR + "/orders/{{ ds }}.jsonl",
+        output_path=DATA_DIR + "/orders/" + DAY + ".jsonl",
         statuses=["accepted"],
     )
 
@@ -161,7 +163,7 @@ def consentio_seller_daily() -> None:
                 out.write(json.dumps(reference) + "\n")
         return {"loaded": len(orders), "references_path": references_path}
 
-    loaded = load_orders_into_erp(export.output, references_path=DATA_DIR + "/references/{{ ds }}.jsonl")
+    loaded = load_orders_into_erp(export.output, references_path=DATA_DIR + "/references/" + DAY + ".jsonl")
 
     push_references = ConsentioSyncExternalOrdersOperator(
         task_id="push_erp_references",
@@ -170,7 +172,7 @@ def consentio_seller_daily() -> None:
 
     edited = ConsentioEditedOrdersOperator(
         task_id="fetch_edited_orders",
-        output_path=DATA_DIR + "/edited/{{ ds }}.jsonl",
+        output_path=DATA_DIR + "/edited/" + DAY + ".jsonl",
     )
 
     @task

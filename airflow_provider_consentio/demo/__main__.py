@@ -103,9 +103,11 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
         env.prepare()
         edit_some_orders(sandbox, day)
         failed = []
+        # A manual run at logical date D covers the data interval [D - 1 day, D).
+        run_date = (day + timedelta(days=1)).isoformat()
         for dag_id in DAG_IDS:
-            print(f"  airflow        dags test {dag_id} {day} ...")
-            result = env.airflow("dags", "test", dag_id, day.isoformat(), check=False)
+            print(f"  airflow        dags test {dag_id} {run_date}   (covers {day}) ...")
+            result = env.airflow("dags", "test", dag_id, run_date, check=False)
             if result.returncode != 0 or "state=failed" in result.stdout + result.stderr:
                 failed.append(dag_id)
                 print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")

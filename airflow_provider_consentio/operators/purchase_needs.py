@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.errors import ConsentioError
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
     ConsentioOperator,
@@ -149,49 +149,49 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
 class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
     """Export purchase needs to a JSONL file, each as the API returned it (atomic write, summary, Asset event).
 
-    Selects needs whose delivery window lies inside [start_date, end_date] (the API's filter:
-    need.start_date >= start_date and need.end_date <= end_date), optionally with one external status.
+    Selects needs whose delivery window lies inside [from_date, to_date] (the API's filter:
+    need.start_date >= from_date and need.end_date <= to_date), optionally with one external status.
 
     :param output_path: JSONL file to write (templated).
-    :param start_date: first delivery date (templated); default: the date the data interval starts.
-    :param end_date: last delivery date, inclusive (templated); default: the last date inside the data interval.
+    :param from_date: first delivery date (templated); default: the date the data interval starts.
+    :param to_date: last delivery date, inclusive (templated); default: the last date inside the data interval.
     :param status: only needs with this external_status.
     """
 
-    template_fields: Sequence[str] = ("output_path", "start_date", "end_date", "status")
+    # Not start_date/end_date: those are BaseOperator's own (the task's scheduling bounds).
+    template_fields: Sequence[str] = ("output_path", "from_date", "to_date", "status")
     ui_color = "#f3ecdf"
 
     def __init__(
         self,
         *,
         output_path: Any,
-        start_date: Any = None,
-        end_date: Any = None,
+        from_date: Any = None,
+        to_date: Any = None,
         status: str | None = None,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
         self.output_path = output_path
-        self.start_date = start_date
-        self.end_date = end_date
+        self.from_date = from_date
+        self.to_date = to_date
         self.status = status
 
     def resolve_dates(self, context: Mapping[str, Any]) -> tuple[date, date]:
-        if self.start_date is not None and self.end_date is not None:
-            first = parse_instant(self.start_date, "start_date").date()
-            last = parse_instant(self.end_date, "end_date").date()
-        else:
+        if self.from_date is None or self.to_date is None:
             start, end = resolve_window(
                 context, empty_interval="lookback", lookback=timedelta(days=1), task=self.task_id
             )
-            first = parse_instant(self.start_date, "start_date").date() if self.start_date else start.date()
-            last = (
-                parse_instant(self.end_date, "end_date").date()
-                if self.end_date
-                else (end - timedelta.resolution).date()
-            )
-        return first, max(first, last)
+        first = parse_instant(self.from_date, "from_date").date() if self.from_date is not None else start.date()
+        last = (
+            parse_instant(self.to_date, "to_date").date()
+            if self.to_date is not None
+            else (end - timedelta.resolution).date()
+        )
+        if last < first:
+            raise ConsentioConfigError(f"{self.task_id}: to_date {last} is before from_date {first}")
+        return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.jsonwire import compact_line
@@ -208,8 +208,8 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         summary = {
             "path": str(path),
             "count": count,
-            "start_date": first.isoformat(),
-            "end_date": last.isoformat(),
+            "from_date": first.isoformat(),
+            "to_date": last.isoformat(),
             "status": self.status,
         }
         self.log.info("Exported %d purchase needs to %s", count, path)
