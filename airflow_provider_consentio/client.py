@@ -201,12 +201,13 @@ class _Token:
 def _token_lifetime(session: Session) -> float | None:
     """Seconds the access token lives, from its JWT claims (exp - iat) or the login's ``expires_in``.
 
-    Measured as a duration, not against our clock, so clock skew with the server does not matter.
+    Measured as a duration, not against our clock, so clock skew with the server does not matter. JWT times are
+    whole seconds (iat is rounded down), so a second is taken off to stay on the safe side.
     """
     claims = _jwt_claims(session.access_token)
     exp, iat = claims.get("exp"), claims.get("iat")
     if isinstance(exp, int | float) and isinstance(iat, int | float):
-        return max(0.0, float(exp) - float(iat))
+        return max(0.0, float(exp) - float(iat) - 1.0)
     if isinstance(exp, int | float):
         return max(0.0, float(exp) - time.time())
     if session.expires_in is not None:

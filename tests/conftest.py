@@ -4,24 +4,66 @@ The Airflow environment variables are set at import, before any test module impo
 imported here (the client and its models) do not import airflow.
 """
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
-from airflow_provider_consentio.client import ConsentioClient, ConsentioSettings, RetryPolicy, TokenCache
+from airflow_provider_consentio.client import (
+    PROCESS_TOKEN_CACHE,
+    ConsentioClient,
+    ConsentioSettings,
+    RetryPolicy,
+    TokenCache,
+)
 
+REPO = Path(__file__).resolve().parents[1]
+TEST_DAGS = REPO / "tests" / "dags"
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="consentio-tests-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__PARALLELISM", "4")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__PARALLELISM"] = "4"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+# dag.test() runs only DAGs found in a bundle: the example DAGs and the scenario DAGs of the operator tests.
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {
+            "name": name,
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(path)},
+        }
+        for name, path in (("examples", REPO / "dags"), ("scenarios", TEST_DAGS))
+    ]
+)
 
 # Shared CI machines are noisy: hypothesis' per-example deadline would make timing, not logic, fail tests.
 settings.register_profile("consentio", deadline=None, max_examples=100)
 settings.load_profile("consentio")
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """One sandbox for the session: in-process (uvicorn in a thread), on 127.0.0.1 and a free port."""
+    from airflow_provider_consentio.sandbox import SandboxConfig, SandboxServer
+
+    with SandboxServer(SandboxConfig(seed=42)) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The session's sandbox, reset: seeded data, no faults, zeroed counters, default token lifetime."""
+    from airflow_provider_consentio.sandbox import SandboxConfig
+
+    sandbox_server.sandbox.reset(SandboxConfig(seed=42))
+    return sandbox_server
+
 
 # Quick retries keep fault-injection tests fast; the policy is the same code as in production.
 QUICK_RETRIES = RetryPolicy(max_retries=4, initial_backoff=0.01, max_backoff=0.05)
@@ -57,3 +99,90 @@ def make_client(make_settings):
     yield make
     for client in clients:
         client.close()
+
+
+# --- a real Airflow: dag.test() on the scenario DAGs -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated SQLite metadata database for this test session."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def consentio_connection(sandbox, monkeypatch):
+    """`consentio_default` pointed at the sandbox, as a user would set it (an AIRFLOW_CONN_ JSON variable)."""
+    connection = {
+        "conn_type": "consentio",
+        "login": str(sandbox.workspace_id),
+        "password": sandbox.api_key,
+        "host": sandbox.base_url,
+        "extra": {"timeout": 10, "max_retries": 6},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_CONSENTIO_DEFAULT", json.dumps(connection))
+    PROCESS_TOKEN_CACHE.clear()
+    yield connection
+    PROCESS_TOKEN_CACHE.clear()
+
+
+@dataclass
+class RunResult:
+    state: str
+    task_states: dict[str, Any]
+    xcoms: dict[str, Any]
+    output: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "success"
+
+
+_DAGBAGS: dict[Path, Any] = {}
+
+
+def _collect(into: dict[str, Any], task_id: str, map_index: int, value: Any) -> None:
+    """One value per task; a list (in map index order) for mapped tasks."""
+    if map_index >= 0:
+        into.setdefault(task_id, []).append(value)
+    else:
+        into[task_id] = value
+
+
+def _scenario_dag(dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    for folder in (TEST_DAGS, REPO / "dags"):
+        if folder not in _DAGBAGS:
+            _DAGBAGS[folder] = DagBag(dag_folder=str(folder))
+        dag = _DAGBAGS[folder].dags.get(dag_id)
+        if dag is not None:
+            return dag
+    raise KeyError(dag_id)
+
+
+@pytest.fixture
+def run_dag(airflow_db, consentio_connection, capfd):
+    """Run a DAG with dag.test(); returns its state, task states, XComs (mapped tasks: a list) and output."""
+    import pendulum
+
+    def run(dag_id: str, logical_date: Any = "2025-03-11", **conf: Any) -> RunResult:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        dag = _scenario_dag(dag_id)
+        capfd.readouterr()
+        dag_run = dag.test(logical_date=pendulum.parse(str(logical_date)), run_conf=conf)
+        output = "".join(capfd.readouterr())
+        states: dict[str, Any] = {}
+        for ti in dag_run.get_task_instances():
+            _collect(states, ti.task_id, ti.map_index, str(ti.state))
+        xcoms: dict[str, Any] = {}
+        with create_session() as session:
+            rows = session.query(XComModel).filter_by(dag_id=dag_id, run_id=dag_run.run_id, key="return_value")
+            for row in rows.order_by(XComModel.map_index):
+                _collect(xcoms, row.task_id, row.map_index, XComModel.deserialize_value(row))
+        print(output)  # visible when a test fails
+        return RunResult(str(dag_run.state), states, xcoms, output)
+
+    return run

@@ -1,0 +1,43 @@
+"""Sandbox settings: what data to generate and how tokens behave. The same config always gives the same data."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, replace
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    seed: int = 42
+    start: date = date(2025, 1, 1)
+    days: int = 90
+    orders_per_day: int = 40
+    token_ttl: int = 3600
+    workspace_id: int = 1001
+    other_workspace_id: int = 2002
+
+    @property
+    def api_key(self) -> str:
+        return _derived_key(self.seed, "main")
+
+    @property
+    def other_api_key(self) -> str:
+        return _derived_key(self.seed, "other")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> SandboxConfig:
+        values = dict(overrides)
+        if isinstance(values.get("start"), str):
+            values["start"] = date.fromisoformat(values["start"])
+        unknown = set(values) - set(asdict(self))
+        if unknown:
+            raise ValueError(f"unknown sandbox settings: {', '.join(sorted(unknown))}")
+        return replace(self, **values)
+
+    def describe(self) -> dict[str, Any]:
+        return {**asdict(self), "start": self.start.isoformat()}
+
+
+def _derived_key(seed: int, name: str) -> str:
+    return "sbx_" + hashlib.sha256(f"consentio-sandbox/{seed}/{name}".encode()).hexdigest()[:32]
