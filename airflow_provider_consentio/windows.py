@@ -23,12 +23,13 @@ EMPTY_INTERVAL_POLICIES = ("fail", "lookback")
 
 
 def parse_instant(value: Any, name: str) -> datetime:
-    """A timezone-aware datetime from a datetime, a date (midnight UTC) or an ISO 8601 string.
+    """A plain UTC datetime from a datetime, a date (midnight UTC) or an ISO 8601 string.
 
-    Naive values are taken as UTC, as Airflow does.
+    Naive values are taken as UTC, as Airflow does. Pendulum values come back as stdlib datetimes, so window
+    arithmetic behaves the same whatever Airflow handed over.
     """
     if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return _plain_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str) and value.strip():
@@ -37,10 +38,15 @@ def parse_instant(value: Any, name: str) -> datetime:
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             parsed = None
         if isinstance(parsed, datetime):
-            return parsed
+            return _plain_utc(parsed)
         if isinstance(parsed, date):
             return datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
     raise ConsentioConfigError(f"{name}={value!r} is not an ISO 8601 date or date-time (e.g. 2025-03-01T00:00:00Z)")
+
+
+def _plain_utc(value: datetime) -> datetime:
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC)
 
 
 def resolve_window(
@@ -93,4 +99,4 @@ def split_window(start: datetime, end: datetime, size: timedelta) -> Iterator[tu
 
 
 def count_windows(start: datetime, end: datetime, size: timedelta) -> int:
-    return -(-(end - start) // size) if end > start else 0
+    return sum(1 for _ in split_window(start, end, size))

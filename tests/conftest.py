@@ -4,7 +4,9 @@ The Airflow environment variables are set at import, before any test module impo
 imported here (the client and its models) do not import airflow.
 """
 
+import copy
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -46,6 +48,7 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 # Shared CI machines are noisy: hypothesis' per-example deadline would make timing, not logic, fail tests.
 settings.register_profile("consentio", deadline=None, max_examples=100)
 settings.load_profile("consentio")
+
 
 @pytest.fixture(scope="session")
 def sandbox_server():
@@ -139,6 +142,7 @@ class RunResult:
 
 
 _DAGBAGS: dict[Path, Any] = {}
+_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {}
 
 
 def _collect(into: dict[str, Any], task_id: str, map_index: int, value: Any) -> None:
@@ -147,6 +151,24 @@ def _collect(into: dict[str, Any], task_id: str, map_index: int, value: Any) -> 
         into.setdefault(task_id, []).append(value)
     else:
         into[task_id] = value
+
+
+def _forget_runs(dag_id: str, logical_date: Any) -> None:
+    """dag.test() reuses an existing run of the same logical date; a test wants a fresh one."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        for dag_run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.logical_date == logical_date):
+            session.delete(dag_run)
+
+
+def _log_to_current_stdout() -> None:
+    """Airflow binds its log handlers to the stdout of the first test; pytest closes that capture afterwards."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    for handler in (handler for logger in loggers for handler in getattr(logger, "handlers", [])):
+        if type(handler) is logging.StreamHandler:
+            handler.stream = sys.stdout  # not setStream(): it flushes the closed stream first
 
 
 def _scenario_dag(dag_id: str) -> Any:
@@ -171,8 +193,13 @@ def run_dag(airflow_db, consentio_connection, capfd):
         from airflow.utils.session import create_session
 
         dag = _scenario_dag(dag_id)
+        # dag.test() folds the run's conf into the DAG's params: pass every param, defaults included.
+        conf = {**_DEFAULT_PARAMS.setdefault(dag_id, copy.deepcopy(dag.params.dump())), **conf}
+        when = pendulum.parse(str(logical_date))
+        _forget_runs(dag_id, when)
+        _log_to_current_stdout()
         capfd.readouterr()
-        dag_run = dag.test(logical_date=pendulum.parse(str(logical_date)), run_conf=conf)
+        dag_run = dag.test(logical_date=when, run_conf=conf)
         output = "".join(capfd.readouterr())
         states: dict[str, Any] = {}
         for ti in dag_run.get_task_instances():

@@ -35,6 +35,12 @@ def test_parse_instant_names_the_parameter_and_value(value):
         parse_instant(value, "start")
 
 
+def test_pendulum_values_become_plain_utc_datetimes():
+    value = parse_instant(pendulum.datetime(2025, 3, 1, 1, tz="Europe/Madrid"), "start")
+    assert type(value) is datetime and value == MARCH_1 and value.tzinfo is UTC
+    assert count_windows(value, value + timedelta(days=1), timedelta(hours=1)) == 24
+
+
 def test_window_defaults_to_the_data_interval():
     context = {"data_interval_start": pendulum.instance(MARCH_1), "data_interval_end": pendulum.instance(MARCH_2)}
     assert resolve_window(context) == (MARCH_1, MARCH_2)
