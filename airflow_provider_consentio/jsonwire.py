@@ -1,8 +1,8 @@
-"""JSON on the wire, without loss and without holding whole responses in memory.
+"""JSON on the wire, without loss.
 
-* :func:`iter_array_objects` reads a top-level JSON array from text chunks and yields each element's exact source
-  text with its parsed value, so an export can write orders byte for byte as the API sent them while memory stays
-  bounded by one element, not by the response.
+* :func:`split_array` cuts a JSON array into its elements' exact source bytes without building Python objects
+  (msgspec validates the syntax while it skips), so an export writes orders byte for byte as the API sent them at
+  close to download speed.
 * :func:`loads` parses with ``decimal.Decimal`` for every non-integer number, and :func:`dumps` writes Decimals
   back digit for digit: prices, quantities and metadata survive a round trip exactly.
 """
@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
-# A single element bigger than this is treated as malformed input rather than buffered without bound.
-MAX_ELEMENT_CHARS = 32 * 1024 * 1024
+import msgspec
 
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-_DECODER = json.JSONDecoder(parse_float=Decimal)
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+_ENVELOPE = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
-class JSONStreamError(ValueError):
-    """The text is not a JSON array of objects; the message says where it went wrong."""
+class JSONShapeError(ValueError):
+    """The body is not the JSON the caller expects; the message says what is wrong and where."""
 
 
 def loads(text: str | bytes) -> Any:
@@ -47,103 +44,32 @@ def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def compact_line(raw: str) -> str:
-    """One element's source text as a single JSONL line.
+def split_array(body: bytes, envelope: str | None = None) -> tuple[bytes | msgspec.Raw, list[msgspec.Raw]]:
+    """The array's own bytes and the exact bytes of each of its elements (``msgspec.Raw``: bytes-like, no copies).
 
-    A JSON document can only hold a raw newline between tokens (the decoder rejects control characters inside
+    With ``envelope``, an object ``{envelope: [...]}`` is accepted too. Raises :class:`JSONShapeError`.
+    """
+    try:
+        if envelope and body.lstrip()[:1] == b"{":
+            wrapper = _ENVELOPE.decode(body)
+            if envelope not in wrapper:
+                raise JSONShapeError(f"an object without an '{envelope}' array")
+            array: bytes | msgspec.Raw = wrapper[envelope]
+        else:
+            array = body
+        return array, _ELEMENTS.decode(array)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise JSONShapeError(str(exc)) from None
+
+
+def has_line_breaks(body: bytes) -> bool:
+    return b"\n" in body or b"\r" in body
+
+
+def compact_line(raw: bytes | msgspec.Raw) -> bytes:
+    """One element's source bytes as a single JSONL line.
+
+    A JSON document can only hold a raw line break between tokens (control characters are invalid inside
     strings), so turning line breaks into spaces changes no value.
     """
-    if "\n" in raw or "\r" in raw:
-        return raw.replace("\r", " ").replace("\n", " ")
-    return raw
-
-
-def iter_array_objects(chunks: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(source_text, parsed_object)`` for each element of a JSON array read from ``chunks``.
-
-    Raises :class:`JSONStreamError` if the text is not an array of objects, is truncated, or has trailing data.
-    """
-    reader = _ArrayReader(iter(chunks))
-    yield from reader.objects()
-
-
-class _ArrayReader:
-    def __init__(self, chunks: Iterator[str]):
-        self._chunks = chunks
-        self._buffer = ""
-        self._pos = 0
-        self._consumed = 0  # characters dropped from the front of the buffer, for error offsets
-        self._exhausted = False
-        self._count = 0
-
-    def objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        self._expect("[", "the start of a JSON array")
-        if self._peek() == "]":
-            self._pos += 1
-            self._expect_end()
-            return
-        while True:
-            yield self._element()
-            self._count += 1
-            separator = self._peek()
-            if separator == ",":
-                self._pos += 1
-            elif separator == "]":
-                self._pos += 1
-                self._expect_end()
-                return
-            else:
-                self._fail(f"expected ',' or ']' after element #{self._count}, found {self._describe(separator)}")
-
-    def _element(self) -> tuple[str, dict[str, Any]]:
-        if self._peek() != "{":
-            self._fail(f"element #{self._count + 1} is not a JSON object")
-        while True:
-            try:
-                value, end = _DECODER.raw_decode(self._buffer, self._pos)
-            except json.JSONDecodeError as exc:
-                if self._exhausted:
-                    self._fail(f"element #{self._count + 1} is truncated or malformed ({exc.msg})")
-                if len(self._buffer) - self._pos > MAX_ELEMENT_CHARS:
-                    self._fail(f"element #{self._count + 1} is malformed or larger than {MAX_ELEMENT_CHARS} chars")
-                self._read_more()
-                continue
-            raw = self._buffer[self._pos : end]
-            self._pos = end
-            return raw, value
-
-    def _peek(self) -> str:
-        """Skip whitespace and return the next character ('' at the end of the text)."""
-        while True:
-            self._pos = _WHITESPACE.match(self._buffer, self._pos).end()  # type: ignore[union-attr]
-            if self._pos < len(self._buffer) or self._exhausted:
-                return self._buffer[self._pos : self._pos + 1]
-            self._read_more()
-
-    def _expect(self, char: str, what: str) -> None:
-        found = self._peek()
-        if found != char:
-            self._fail(f"expected {what}, found {self._describe(found)}")
-        self._pos += 1
-
-    def _expect_end(self) -> None:
-        trailing = self._peek()
-        if trailing:
-            self._fail(f"unexpected data after the end of the array: {self._describe(trailing)}")
-
-    def _read_more(self) -> None:
-        # Drop what is already parsed so the buffer holds at most the current element plus one chunk.
-        self._consumed += self._pos
-        self._buffer = self._buffer[self._pos :]
-        self._pos = 0
-        for chunk in self._chunks:
-            if chunk:
-                self._buffer += chunk
-                return
-        self._exhausted = True
-
-    def _describe(self, found: str) -> str:
-        return repr(self._buffer[self._pos : self._pos + 20]) if found else "the end of the body"
-
-    def _fail(self, message: str) -> NoReturn:
-        raise JSONStreamError(f"{message} (at character {self._consumed + self._pos})")
+    return bytes(raw).replace(b"\r", b" ").replace(b"\n", b" ")

@@ -53,13 +53,21 @@ ShortCode = Annotated[str | None, Field(max_length=20)]
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One element of a list response: its exact source text and its parsed value."""
+    """One element of a list response: its exact source bytes (on one line) and the key fields read from it.
 
-    text: str
-    data: dict[str, Any]
+    ``raw`` is bytes-like (``bytes`` or ``msgspec.Raw``); ``keys`` has the fields as attributes (``keys.id``).
+    """
 
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
+    raw: Any
+    keys: Any
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Every field, parsed (numbers as exact Decimals). Costly: exports never need it."""
+        from airflow_provider_consentio.jsonwire import loads
+
+        value: dict[str, Any] = loads(bytes(self.raw))
+        return value
 
 
 class OrderItem(BaseModel):

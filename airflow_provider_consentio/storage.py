@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from fsspec.implementations.local import LocalFileSystem
 
@@ -35,29 +35,28 @@ def is_local(path: Any) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Any) -> Iterator[IO[str]]:
-    """Open a UTF-8 text stream whose content appears at ``path`` only if the block completes."""
+def atomic_writer(path: Any) -> Iterator[IO[bytes]]:
+    """Open a binary stream whose content appears at ``path`` only if the block completes."""
     path = as_storage_path(path)
     if is_local(path):
         with _local_atomic_writer(Path(path.path)) as stream:
             yield stream
         return
-    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
+    with tempfile.TemporaryFile("w+b") as spool:
         yield spool
         spool.flush()
-        data = cast(IO[bytes], spool.buffer)
-        data.seek(0)
+        spool.seek(0)
         with path.open("wb") as destination:
-            shutil.copyfileobj(data, destination, length=1024 * 1024)
+            shutil.copyfileobj(spool, destination, length=1024 * 1024)
 
 
 @contextlib.contextmanager
-def _local_atomic_writer(final: Path) -> Iterator[IO[str]]:
+def _local_atomic_writer(final: Path) -> Iterator[IO[bytes]]:
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_partials(final)
     partial = final.with_name(f".{final.name}{PARTIAL_MARKER}{uuid.uuid4().hex[:12]}")
     try:
-        with partial.open("w", encoding="utf-8", newline="\n") as stream:
+        with partial.open("wb") as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

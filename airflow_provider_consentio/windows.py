@@ -100,3 +100,50 @@ def split_window(start: datetime, end: datetime, size: timedelta) -> Iterator[tu
 
 def count_windows(start: datetime, end: datetime, size: timedelta) -> int:
     return sum(1 for _ in split_window(start, end, size))
+
+
+class AdaptiveWindows:
+    """Consecutive sub-windows covering [start, end) exactly once, sized to the data they hold.
+
+    The first spans ``initial`` (or ``max_size`` if smaller). After each one, :meth:`observed` is told how many
+    records it held: the next doubles while answers hold under half of ``target_records`` and shrinks in
+    proportion when one held more, within [``min_size``, ``max_size``]. So each response, and the memory it
+    takes, stays near ``target_records`` whether a day holds forty orders or two hundred thousand.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        max_size: timedelta,
+        target_records: int,
+        min_size: timedelta = timedelta(seconds=1),
+        initial: timedelta = timedelta(minutes=5),
+    ):
+        if max_size <= timedelta(0) or target_records < 1:
+            raise ConsentioConfigError(
+                f"window_size and max_orders_per_request must be positive ({max_size}, {target_records})"
+            )
+        self.start, self.end = start, end
+        self.max_size, self.min_size, self.target = max_size, min(min_size, max_size), target_records
+        self.size = min(initial, max_size)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[datetime, datetime]]:
+        cursor = self.start
+        while cursor < self.end:
+            upper = min(cursor + self.size, self.end)
+            self.count += 1
+            yield cursor, upper
+            cursor = upper
+
+    def observed(self, records: int) -> None:
+        if records > self.target:
+            self.size = max(self.min_size, self.size * (self.target / records))
+        elif records * 2 < self.target:
+            self.size = min(self.max_size, self.size * 2)
+
+    def progress(self, upper: datetime) -> float:
+        """The share of the whole window done once the sub-window ending at ``upper`` is."""
+        return (upper - self.start) / (self.end - self.start) if self.end > self.start else 1.0

@@ -53,8 +53,11 @@ def _stop(process: subprocess.Popen[Any], grace: float = 20.0) -> None:
 class SandboxProcess:
     """The sandbox CLI in its own process (its own core), on a free loopback port."""
 
-    def __init__(self, workdir: Path, *, seed: int = 42, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self, workdir: Path, *, seed: int = 42, extra_args: tuple[str, ...] = (), start_timeout: float = 120.0
+    ):
         self.workdir = workdir
+        self.start_timeout = start_timeout
         self.seed = seed
         self.extra_args = extra_args
         self.port = free_port()
@@ -62,7 +65,7 @@ class SandboxProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
 
-    def start(self, timeout: float = 120.0) -> SandboxProcess:
+    def start(self) -> SandboxProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / f"sandbox-{self.port}.ready"
         ready.unlink(missing_ok=True)
@@ -79,7 +82,9 @@ class SandboxProcess:
         self.process = subprocess.Popen(
             [*command, "--ready-file", str(ready), *self.extra_args], stdout=log, stderr=subprocess.STDOUT
         )
-        wait_until(lambda: ready.exists() or self.process.poll() is not None, timeout, "the sandbox to listen")
+        wait_until(
+            lambda: ready.exists() or self.process.poll() is not None, self.start_timeout, "the sandbox to listen"
+        )
         if self.process.poll() is not None:
             raise RuntimeError(f"the sandbox exited early; see {log.name}")
         self.info = self.admin("GET", "/_sandbox/info")

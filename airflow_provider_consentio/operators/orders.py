@@ -19,7 +19,7 @@ from airflow_provider_consentio.operators._common import (
     send_batches,
     validate_input,
 )
-from airflow_provider_consentio.windows import count_windows, parse_instant, resolve_window, split_window
+from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,21 +43,21 @@ def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     )
 
 
-def _write_jsonl(records: Iterable[RawRecord], out: IO[str], seen_before: set[Any]) -> set[Any]:
-    """Write each record's exact source text as one JSONL line, skipping IDs in ``seen_before`` or repeated.
+def _write_jsonl(records: Iterable[RawRecord], out: IO[bytes], seen_before: set[Any]) -> set[Any]:
+    """Write each record's exact source bytes as one JSONL line, skipping IDs in ``seen_before`` or repeated.
 
     Returns the IDs written.
     """
-    from airflow_provider_consentio.jsonwire import compact_line
-
     written: set[Any] = set()
+    lines = []
     for record in records:
-        order_id = record.data["id"]
-        if order_id in seen_before or order_id in written:
-            continue
-        written.add(order_id)
-        out.write(compact_line(record.text))
-        out.write("\n")
+        order_id = record.keys.id
+        if order_id not in seen_before and order_id not in written:
+            written.add(order_id)
+            lines.append(record.raw)
+    if lines:
+        out.write(b"\n".join(lines))
+        out.write(b"\n")
     return written
 
 
@@ -67,8 +67,9 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
     * The window defaults to the run's data interval, so a backfill of March exports each day exactly once. A
       zero-length interval (CronTriggerTimetable, manual runs) fails with an explanation, unless
       ``empty_interval="lookback"``: then [end - lookback, end) is exported.
-    * The window is fetched in consecutive sub-windows of ``window_size`` and every response is streamed, so
-      memory stays flat whatever the range and volume. Orders are de-duplicated by ID across sub-window edges.
+    * The window is fetched in consecutive sub-windows sized to the data: they grow (up to ``window_size``) while
+      answers are small and shrink when one holds more than ``max_orders_per_request``, so memory stays flat
+      whatever the range and the order volume. Orders are de-duplicated by ID across sub-window edges.
     * The file is written atomically: it appears at ``output_path`` only once complete, so a retry or a crash
       never leaves a partial or doubled file; a rerun of the same window rewrites the same file.
     * Returns a small summary (path, count, window, sub-windows) and records it on the output Asset's event.
@@ -79,7 +80,8 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
     :param end: window end, exclusive (templated); default: the data interval end.
     :param kind: ``sale`` (seller) or ``purchase`` (buyer).
     :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
-    :param window_size: length of the sub-windows fetched one request at a time.
+    :param window_size: the longest sub-window fetched in one request.
+    :param max_orders_per_request: sub-windows shrink when an answer holds more orders than this.
     :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
     :param lookback: the window used by ``empty_interval="lookback"``.
     :param consentio_conn_id: the Consentio connection.
@@ -97,6 +99,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         kind: str = "sale",
         statuses: str | Sequence[str] | None = None,
         window_size: timedelta = timedelta(hours=1),
+        max_orders_per_request: int = 2000,
         empty_interval: str = "fail",
         lookback: timedelta = timedelta(days=1),
         consentio_conn_id: str = "consentio_default",
@@ -110,6 +113,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         self.kind = kind
         self.statuses = statuses
         self.window_size = window_size
+        self.max_orders_per_request = max_orders_per_request
         self.empty_interval = empty_interval
         self.lookback = lookback
 
@@ -122,35 +126,34 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         statuses = as_list(self.statuses, "statuses")
         path = as_storage_path(self.output_path)
         client = self.hook.get_conn()
-        windows = count_windows(start, end, self.window_size)
+        windows = AdaptiveWindows(start, end, max_size=self.window_size, target_records=self.max_orders_per_request)
         self.log.info(
-            "Exporting %s orders%s created in [%s, %s) in %d sub-window(s) of %s to %s",
+            "Exporting %s orders%s created in [%s, %s) to %s (sub-windows of at most %s)",
             self.kind,
             f" with status {', '.join(statuses)}" if statuses else "",
             start.isoformat(),
             end.isoformat(),
-            windows,
-            self.window_size,
             path,
+            self.window_size,
         )
         exported = 0
         began = time.monotonic()
         with atomic_writer(path) as out:
             previous: set[Any] = set()
-            for number, (lower, upper) in enumerate(split_window(start, end, self.window_size), start=1):
-                records = client.iter_orders(lower, upper, kind=self.kind, statuses=statuses)
+            for lower, upper in windows:
+                records = list(client.iter_orders(lower, upper, kind=self.kind, statuses=statuses))
+                windows.observed(len(records))
                 previous = _write_jsonl(records, out, previous)
                 exported += len(previous)
-                rate = exported / max(time.monotonic() - began, 1e-9)
                 self.log.info(
-                    "Sub-window %d/%d [%s, %s): %d orders (total %d, %.0f orders/s)",
-                    number,
-                    windows,
+                    "Sub-window %d [%s, %s): %d orders; total %d (%.0f%% of the window, %.0f orders/s)",
+                    windows.count,
                     lower.isoformat(),
                     upper.isoformat(),
                     len(previous),
                     exported,
-                    rate,
+                    100 * windows.progress(upper),
+                    exported / max(time.monotonic() - began, 1e-9),
                 )
         summary = {
             "path": str(path),
@@ -159,7 +162,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             "statuses": statuses,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
-            "sub_windows": windows,
+            "sub_windows": windows.count,
         }
         self.log.info("Exported %d orders to %s in %.1fs", exported, path, time.monotonic() - began)
         self.record_asset_event(context, summary)
@@ -324,7 +327,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
 
 def _remember_versions(records: Iterable[RawRecord], versions: list[dict[str, Any]]) -> Iterator[RawRecord]:
     for record in records:
-        versions.append({"hash_id": record.data.get("hash_id"), "updated_at": record.data.get("updated_at")})
+        versions.append({"hash_id": record.keys.hash_id, "updated_at": record.keys.updated_at})
         yield record
 
 
@@ -403,7 +406,7 @@ def _edited_again(client: ConsentioClient, processed: dict[str, str | None]) -> 
     if not known:
         return []
     since = min(parse_instant(version, "updated_at") for version in known)
-    current = {record.data.get("hash_id"): record.data.get("updated_at") for record in client.iter_edited_orders(since)}
+    current = {record.keys.hash_id: record.keys.updated_at for record in client.iter_edited_orders(since)}
     return [
         hash_id
         for hash_id, version in processed.items()

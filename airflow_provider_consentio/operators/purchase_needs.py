@@ -194,7 +194,6 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.jsonwire import compact_line
         from airflow_provider_consentio.storage import as_storage_path, atomic_writer
 
         first, last = self.resolve_dates(context)
@@ -202,8 +201,8 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         count = 0
         with atomic_writer(path) as out:
             for record in self.hook.get_conn().iter_purchase_needs(first, last, status=self.status):
-                out.write(compact_line(record.text))
-                out.write("\n")
+                out.write(record.raw)
+                out.write(b"\n")
                 count += 1
         summary = {
             "path": str(path),

@@ -5,18 +5,18 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_consentio.jsonwire import compact_line, iter_array_objects, loads
+from airflow_provider_consentio.jsonwire import loads, split_array
 
 
 def ground_truth_lines(sandbox, start, end, status=None):
-    """Each order of the window exactly as the API serves it, as a JSONL line."""
+    """Each order of the window exactly as the API serves it (the sandbox answers on one line)."""
     params = {"from": start, "to": end, "kind": "sale", **({"status": status} if status else {})}
-    body = httpx.get(f"{sandbox.base_url}/_sandbox/orders", params=params, timeout=60).text
-    return [compact_line(text) for text, _ in iter_array_objects([body])]
+    body = httpx.get(f"{sandbox.base_url}/_sandbox/orders", params=params, timeout=60).content
+    return [bytes(element) for element in split_array(body)[1]]
 
 
 def file_lines(path):
-    return path.read_text(encoding="utf-8").splitlines()
+    return path.read_bytes().splitlines()
 
 
 def test_a_month_exported_equals_the_ground_truth_byte_for_byte(run_dag, sandbox, tmp_path):
@@ -32,14 +32,15 @@ def test_a_month_exported_equals_the_ground_truth_byte_for_byte(run_dag, sandbox
     assert exported == truth  # every field, every digit, in the API's own formatting
     weights = [loads(line)["weight"] for line in exported]
     assert any(len(str(weight).replace(".", "")) > 17 for weight in weights)  # more digits than a float holds
-    assert result.xcoms["export"] == {
+    summary = result.xcoms["export"]
+    assert summary.pop("sub_windows") >= 31 * 4  # never longer than six hours
+    assert summary == {
         "path": str(out),
         "count": len(truth),
         "kind": "sale",
         "statuses": [],
         "window_start": "2025-03-01T00:00:00+00:00",
         "window_end": "2025-04-01T00:00:00+00:00",
-        "sub_windows": 31 * 4,
     }
 
 
@@ -54,7 +55,7 @@ def test_window_defaults_to_the_runs_data_interval(run_dag, sandbox, tmp_path):
     out = tmp_path / "day.jsonl"
     result = run_dag("t_export_hourly", logical_date="2025-03-11", output_path=str(out))
     assert result.xcoms["export"]["window_start"] == "2025-03-10T00:00:00+00:00"
-    assert result.xcoms["export"]["sub_windows"] == 24
+    assert result.xcoms["export"]["sub_windows"] >= 24
     assert file_lines(out) == ground_truth_lines(sandbox, "2025-03-10T00:00:00Z", "2025-03-11T00:00:00Z")
 
 

@@ -7,7 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.windows import count_windows, parse_instant, resolve_window, split_window
+from airflow_provider_consentio.windows import (
+    AdaptiveWindows,
+    count_windows,
+    parse_instant,
+    resolve_window,
+    split_window,
+)
 
 MARCH_1 = datetime(2025, 3, 1, tzinfo=UTC)
 MARCH_2 = datetime(2025, 3, 2, tzinfo=UTC)
@@ -80,3 +86,31 @@ def test_sub_windows_cover_the_window_exactly_once(span, size):
     for (_, upper), (lower, _) in itertools.pairwise(windows):
         assert upper == lower
     assert all(lower < upper and upper - lower <= size for lower, upper in windows)
+
+
+@given(
+    span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=10)),
+    answers=st.lists(st.integers(min_value=0, max_value=50_000), min_size=1, max_size=50),
+)
+def test_adaptive_windows_cover_the_window_exactly_once_whatever_the_answers(span, answers):
+    end = MARCH_1 + span
+    windows = AdaptiveWindows(MARCH_1, end, max_size=timedelta(hours=1), target_records=2000)
+    seen = []
+    for number, window in enumerate(windows):
+        seen.append(window)
+        windows.observed(answers[number % len(answers)])
+        assert window[1] - window[0] <= timedelta(hours=1)
+    assert [lower for lower, _ in seen[1:]] == [upper for _, upper in seen[:-1]]
+    assert (seen[0][0], seen[-1][1]) == (MARCH_1, end) if span else seen == []
+
+
+def test_adaptive_windows_grow_when_sparse_and_shrink_when_dense():
+    windows = AdaptiveWindows(MARCH_1, MARCH_2, max_size=timedelta(hours=1), target_records=2000)
+    assert windows.size == timedelta(minutes=5)
+    for _ in range(5):
+        windows.observed(10)
+    assert windows.size == timedelta(hours=1)
+    windows.observed(8000)
+    assert windows.size == timedelta(minutes=15)
+    windows.observed(1500)
+    assert windows.size == timedelta(minutes=15)

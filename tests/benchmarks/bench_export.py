@@ -1,0 +1,153 @@
+"""Export benchmark: 200,000 orders from the sandbox, over 60 days and within 1 day (equal volume).
+
+For each range it measures, each in a fresh child process (so peak RSS is that run's alone):
+* baseline: a plain httpx loop that logs in and downloads the same 1-hour windows to /dev/null;
+* export: ConsentioExportOrdersOperator.execute() (hook -> client -> streaming parse -> atomic JSONL write).
+It prints throughput, the export/baseline time ratio (target <= 1.5x) and peak memory, and the 1-day/60-day
+peak-memory ratio (target <= 1.3x). Runs are interleaved and each is repeated; the best of the repeats counts.
+
+    .venv/bin/python tests/benchmarks/bench_export.py [--orders 200000] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[2]
+sys.path.insert(0, str(REPO))
+
+from airflow_provider_consentio.demo.stack import SandboxProcess  # noqa: E402
+
+START = date(2025, 1, 1)
+WINDOW = timedelta(hours=1)
+
+
+def child_baseline(args: argparse.Namespace) -> dict[str, Any]:
+    import httpx
+
+    started = time.perf_counter()
+    received = 0
+    with httpx.Client(base_url=f"{args.base_url}/v2/partner/{args.ws}", timeout=120) as http:
+        token = http.post("/login", json={"api_key": args.key}).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        cursor, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+        with open(os.devnull, "wb") as sink:
+            while cursor < end:
+                upper = min(cursor + WINDOW, end)
+                params = {"from": cursor.isoformat(), "to": upper.isoformat(), "kind": "sale"}
+                with http.stream("GET", "/order", params=params, headers=headers) as response:
+                    response.raise_for_status()
+                    for chunk in response.iter_bytes():
+                        sink.write(chunk)
+                        received += len(chunk)
+                cursor = upper
+    return {"seconds": time.perf_counter() - started, "bytes": received}
+
+
+def child_export(args: argparse.Namespace) -> dict[str, Any]:
+    os.environ["AIRFLOW_CONN_CONSENTIO_DEFAULT"] = json.dumps(
+        {"conn_type": "consentio", "login": args.ws, "password": args.key, "host": args.base_url}
+    )
+    from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
+
+    output = Path(args.output)
+    output.unlink(missing_ok=True)  # replacing the previous run's file would time the unlink, not the export
+    operator = ConsentioExportOrdersOperator(
+        task_id="bench_export", output_path=str(output), start=args.start, end=args.end, window_size=WINDOW, outlets=[]
+    )
+    started = time.perf_counter()
+    summary = operator.execute({})  # the window is explicit; no Asset outlets, so no run context is needed
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "count": summary["count"], "bytes": output.stat().st_size}
+
+
+def run_child(mode: str, target: dict[str, str], output: Path) -> dict[str, Any]:
+    """Run one measurement in a fresh process; its peak RSS comes from wait4() for that process alone."""
+    command = [sys.executable, str(HERE), "--child", mode, "--output", str(output)]
+    command += [f"--{key}={value}" for key, value in target.items()]
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
+    stdout = process.stdout.read()  # type: ignore[union-attr]
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{mode} child failed with status {status}: {stdout}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    return result
+
+
+def measure(orders: int, days: int, repeats: int, workdir: Path) -> dict[str, Any]:
+    per_day = orders // days
+    args = ("--start", START.isoformat(), "--days", str(days), "--orders-per-day", str(per_day))
+    with SandboxProcess(workdir / f"sandbox-{days}d", extra_args=args, start_timeout=600) as sandbox:
+        info = sandbox.info
+        end = datetime(START.year, START.month, START.day, tzinfo=UTC) + timedelta(days=days)
+        target = {
+            "base-url": sandbox.base_url,
+            "ws": str(info["workspace_id"]),
+            "key": info["api_key"],
+            "start": datetime(START.year, START.month, START.day, tzinfo=UTC).isoformat(),
+            "end": end.isoformat(),
+        }
+        output = workdir / f"export-{days}d.jsonl"
+        run_child("baseline", target, output)  # warm-up: the sandbox renders each order's JSON once
+        runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "export": []}
+        for _ in range(repeats):
+            for mode in ("baseline", "export"):
+                runs[mode].append(run_child(mode, target, output))
+        best = {mode: min(results, key=lambda r: r["seconds"]) for mode, results in runs.items()}
+        exported = sum(1 for _ in output.open("rb"))
+        return {"days": days, "orders": best["export"]["count"], "lines": exported, **best}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--child", choices=["baseline", "export"])
+    for name in ("output", "base-url", "ws", "key", "start", "end"):
+        parser.add_argument(f"--{name}")
+    args = parser.parse_args()
+    if args.child:
+        result = child_baseline(args) if args.child == "baseline" else child_export(args)
+        print(json.dumps(result))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        results = [measure(args.orders, days, args.repeats, Path(tmp)) for days in (60, 1)]
+    print(f"\nExport benchmark: {args.orders:,} orders requested, 1-hour sub-windows, best of {args.repeats} runs")
+    print(
+        f"{'range':>7} {'orders':>8} {'MB':>7} {'baseline s':>10} {'export s':>9} {'ratio':>6} {'orders/s':>9}"
+        f" {'RSS base MB':>11} {'RSS export MB':>13}"
+    )
+    for r in results:
+        ratio = r["export"]["seconds"] / r["baseline"]["seconds"]
+        print(
+            f"{r['days']:>6}d {r['orders']:>8,} {r['export']['bytes'] / 1e6:>7.1f} {r['baseline']['seconds']:>10.2f}"
+            f" {r['export']['seconds']:>9.2f} {ratio:>5.2f}x {r['orders'] / r['export']['seconds']:>9,.0f}"
+            f" {r['baseline']['peak_rss_mb']:>11.1f} {r['export']['peak_rss_mb']:>13.1f}"
+        )
+    memory_ratio = results[1]["export"]["peak_rss_mb"] / results[0]["export"]["peak_rss_mb"]
+    worst_speed = max(r["export"]["seconds"] / r["baseline"]["seconds"] for r in results)
+    print(f"peak memory 1-day / 60-day export: {memory_ratio:.2f}x (target <= 1.3x)")
+    print(f"slowest export / baseline: {worst_speed:.2f}x (target <= 1.5x)")
+    print("every exported file has one line per order:", all(r["lines"] == r["orders"] for r in results))
+    return 0 if memory_ratio <= 1.3 and worst_speed <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
