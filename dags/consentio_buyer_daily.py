@@ -112,6 +112,7 @@ def consentio_buyer_daily() -> None:
             "updated": upserted["updated"],
         }
 
+    upsert >> read_back
     reconcile(upsert.output, read_back.output, demand_lines_sql=DEMAND_LINES_SQL)
 
 

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.erp import query, seed_demand_lines
+from airflow_provider_consentio.demo.erp import query, seed_demand_lines, sqlite_connection
 from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess
 
 DEMO_DATE = date(2025, 3, 10)
@@ -35,7 +35,7 @@ def build_env(workdir: Path, sandbox: SandboxProcess, dags_folder: Path) -> Airf
         dags_folder=dags_folder,
         connections={
             "consentio_default": sandbox.connection_json(),
-            "consentio_erp": f"sqlite:///{workdir / 'erp.db'}",
+            "consentio_erp": sqlite_connection(workdir / "erp.db"),
         },
         variables={"consentio_data_dir": str(workdir / "data")},
     )
@@ -119,7 +119,7 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
           exported to JSONL           {seller["exported"]:>5}   {seller["export_path"]}
           loaded into the ERP         {seller["loaded"]:>5}   {workdir / "erp.db"} (erp_orders)
           ERP numbers pushed back     {seller["references_pushed"]:>5}
-          edits applied and seen      {seller["edits_applied"]:>5}   (still pending: {seller["edits_pending"]})
+          edits applied and seen      {seller["edits_applied"]:>5}   (unseen in the sandbox: {seller["edits_pending"]})
           ERP == sandbox ground truth {"yes" if seller["matches_ground_truth"] else "NO":>5}
   Buyer   demand lines in the ERP     {buyer["demand_lines"]:>5}
           purchase needs in Consentio {buyer["needs_in_consentio"]:>5}

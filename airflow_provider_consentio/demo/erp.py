@@ -80,6 +80,11 @@ def insert_demand_lines(db_path: Path, lines: list[dict[str, Any]]) -> None:
         conn.commit()
 
 
+def sqlite_connection(db_path: Path) -> str:
+    """The Airflow connection (JSON) for a SQLite file: the sqlite hook reads the file's path from ``host``."""
+    return json.dumps({"conn_type": "sqlite", "host": str(db_path.resolve())})
+
+
 def query(db_path: Path, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(db_path)) as conn:
         return conn.execute(sql, parameters).fetchall()
