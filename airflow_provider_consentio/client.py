@@ -33,6 +33,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -403,6 +404,16 @@ def _error_detail(response: httpx.Response, body: bytes) -> tuple[str | None, st
     return None, f"non-JSON body ({content_type}): {_excerpt(text)!r}"
 
 
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (the reader of the error knows the API, not Python)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = ((dict, "an object"), (list, "an array"), (str, "a string"), (int | float | Decimal, "a number"))
+    return next((kind for python_type, kind in kinds if isinstance(value, python_type)), type(value).__name__)
+
+
 def _transport_error(call: _Call, exc: httpx.TransportError) -> ConsentioTransientError:
     return ConsentioTransientError(
         f"{call.endpoint} failed: {type(exc).__name__}: {exc or 'no detail'}",
@@ -465,9 +476,10 @@ class _ClientCore:
             raise ConsentioConfigError(f"kind must be one of {', '.join(ORDER_KINDS)}, got {kind!r}")
         if status is not None and status not in ORDER_STATUSES:
             raise ConsentioConfigError(f"status must be one of {', '.join(ORDER_STATUSES)}, got {status!r}")
+        # Formatted first: it refuses naive datetimes, which the comparison below would fail on with a TypeError.
+        params = {"from": _rfc3339(start, "start"), "to": _rfc3339(end, "end"), "kind": kind}
         if end < start:
             raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-        params = {"from": _rfc3339(start, "start"), "to": _rfc3339(end, "end"), "kind": kind}
         if status:
             params["status"] = status
         return _Call("GET", f"{self._ws}/order", params=params)
@@ -516,7 +528,7 @@ class _ClientCore:
     @staticmethod
     def _models(call: _Call, body: Any, model: type[ModelT]) -> list[ModelT]:
         if not isinstance(body, list):
-            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON array, got {type(body).__name__}")
+            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON array, got {_json_kind(body)}")
         try:
             return [model.model_validate(item) for item in body]
         except ValidationError as exc:
@@ -525,7 +537,13 @@ class _ClientCore:
     @staticmethod
     def _batch_result(call: _Call, body: Any, saved_key: str) -> BatchResult:
         if not isinstance(body, dict):
-            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON object, got {type(body).__name__}")
+            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON object, got {_json_kind(body)}")
+        if saved_key not in body and "errors" not in body:
+            # Read as "nothing saved, nothing rejected", such an answer would pass a batch that did nothing as done.
+            raise ConsentioResponseError(
+                f"{call.endpoint}: the answer has neither '{saved_key}' nor 'errors' "
+                f"(keys: {', '.join(map(str, body)) or 'none'})"
+            )
         saved = body.get(saved_key) or []
         errors = body.get("errors") or []
         if not isinstance(saved, list) or not isinstance(errors, list):
@@ -594,6 +612,10 @@ class _ClientCore:
         detail = self._redact(detail)
         if status == 401 and call.authenticated:
             raise _TokenRejected(call.endpoint, status, detail, code, token)
+        if status == 403:
+            # The API's own wording of a 403 is undocumented: say which workspace and what to check either way.
+            hint = f"the API key has no permission for workspace {self.settings.workspace_id}"
+            detail = f"{detail} ({hint}: check the connection's workspace ID (login) and API key)"
         if status in (401, 403):
             raise ConsentioAuthError(call.endpoint, status, detail, code)
         if status == 404:
@@ -786,7 +808,7 @@ class ConsentioClient(_ClientCore):
         call = self._template_methods_call()
         body = self._request(call)
         if not isinstance(body, list):
-            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON array, got {type(body).__name__}")
+            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON array, got {_json_kind(body)}")
         return [str(name) for name in body]
 
     # --- buyer -----------------------------------------------------------------------------------------------
@@ -806,7 +828,7 @@ class ConsentioClient(_ClientCore):
         call = self._promoted_order_call(order)
         body = self._request(call)
         if not isinstance(body, dict):
-            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON object, got {type(body).__name__}")
+            raise ConsentioResponseError(f"{call.endpoint}: expected a JSON object, got {_json_kind(body)}")
         return body
 
 

@@ -66,6 +66,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Retries of a call on 429, 5xx, timeouts and dropped connections.",
                         "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
                     },
+                    "retry_backoff": {
+                        "label": "First retry wait (seconds)",
+                        "description": "Doubles on each retry (with jitter); a Retry-After header takes precedence.",
+                        "schema": {"type": ["number", "null"], "default": 0.5, "minimum": 0},
+                    },
                     "ca_bundle": {
                         "label": "CA bundle path",
                         "description": "Optional CA file to verify the server with (TLS is always verified).",

@@ -14,7 +14,6 @@ Every error names the source and the line or column at fault.
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import Any
@@ -38,13 +37,15 @@ def load_records(
     csv_delimiter: str = ",",
 ) -> tuple[list[dict[str, Any]], str]:
     """Read every record from the one source given; return them and a short name of the source."""
-    given = [name for name, value in (("records", records), ("input_path", input_path), ("sql", sql)) if value]
+    # An empty list is an input (an upstream task found nothing to send), not a missing one.
+    sources = (("records", records is not None), ("input_path", input_path), ("sql", sql))
+    given = [name for name, value in sources if value]
     if len(given) != 1:
         raise ConsentioConfigError(
             f"give exactly one input: records, input_path or sql (got {', '.join(given) or 'none'})"
         )
     rename = _renamer(column_map or {})
-    if records:
+    if records is not None:
         if not isinstance(records, list | tuple):
             raise ConsentioConfigError(f"records must be a list of objects, got {type(records).__name__}")
         return [rename(dict(r)) if isinstance(r, Mapping) else r for r in records], "records"
@@ -65,8 +66,9 @@ def load_records(
 def _renamer(column_map: Mapping[str, str]) -> Any:
     source_to_field = {source: field for field, source in column_map.items()}
 
-    def rename(record: dict[str, Any]) -> dict[str, Any]:
-        if not source_to_field:
+    def rename(record: Any) -> Any:
+        # A JSONL line that is not an object passes through, for validation to name it by its position.
+        if not source_to_field or not isinstance(record, Mapping):
             return record
         return {source_to_field.get(key, key): value for key, value in record.items()}
 
@@ -92,8 +94,8 @@ def _jsonl_records(path: Any) -> Iterator[Any]:
 
 
 def _csv_rows(path: Any, delimiter: str) -> Iterator[dict[str, Any]]:
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        reader = csv.DictReader(text, delimiter=delimiter, strict=True)
+    with path.open("rb") as raw:
+        reader = csv.DictReader(_utf8_lines(raw, path), delimiter=delimiter, strict=True)
         try:
             for row in reader:
                 if None in row:
@@ -102,15 +104,30 @@ def _csv_rows(path: Any, delimiter: str) -> Iterator[dict[str, Any]]:
                         [f"line {reader.line_num}: too many values"],
                     )
                 yield row
-        except UnicodeDecodeError as exc:
-            raise ConsentioValidationError(
-                f"{path}: not UTF-8 text ({exc.reason} near line {reader.line_num + 1}); save the file as UTF-8",
-                [f"line {reader.line_num + 1}: not UTF-8"],
-            ) from None
         except csv.Error as exc:
             raise ConsentioValidationError(
                 f"{path} line {reader.line_num}: malformed CSV ({exc})", [f"line {reader.line_num}: {exc}"]
             ) from None
+
+
+def _utf8_lines(raw: Any, path: Any) -> Iterator[str]:
+    """The file's lines, decoded one by one: a decoder reading ahead in blocks would blame the wrong line.
+
+    Splitting the bytes first is safe: CR and LF never occur inside a multi-byte UTF-8 character. Lines end at LF,
+    CRLF or a lone CR, as with ``newline=""``.
+    """
+    line_number = 0
+    for chunk in raw:
+        for line in chunk.splitlines(keepends=True):
+            line_number += 1
+            try:
+                yield line.decode("utf-8-sig" if line_number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConsentioValidationError(
+                    f"{path} line {line_number}: not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line); "
+                    "save the file as UTF-8",
+                    [f"line {line_number}: not UTF-8"],
+                ) from None
 
 
 def _sql_rows(conn_id: str, sql: str, parameters: Any) -> Iterator[dict[str, Any]]:

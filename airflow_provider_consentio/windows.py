@@ -34,7 +34,8 @@ def parse_instant(value: Any, name: str) -> datetime:
         return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, str) and value.strip():
         try:
-            parsed = pendulum.parse(value.strip(), tz="UTC", strict=False)
+            # strict: the lenient fallback reads "10/03/2025" as October 3rd, silently exporting the wrong month.
+            parsed = pendulum.parse(value.strip(), tz="UTC", strict=True)
         except (ValueError, pendulum.parsing.exceptions.ParserError):
             parsed = None
         if isinstance(parsed, datetime):

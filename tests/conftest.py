@@ -4,10 +4,14 @@ The Airflow environment variables are set at import, before any test module impo
 imported here (the client and its models) do not import airflow.
 """
 
+import contextlib
 import copy
+import hashlib
 import json
 import logging
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -213,3 +217,127 @@ def run_dag(airflow_db, consentio_connection, capfd):
         return RunResult(str(dag_run.state), states, xcoms, output)
 
     return run
+
+
+# --- secret hygiene: no API key or token in test output, exceptions, the metadata DB or task logs ----------------
+#
+# Every secret an in-process sandbox issues (its API keys, every access and refresh token) is recorded. Captured test
+# output (stdout, stderr, log records) and the message of every ConsentioError are checked as the suite runs; at
+# session end the Airflow metadata database (every table but `connection`, whose job is to hold credentials) and the
+# task log files under AIRFLOW_HOME are checked too. Any hit fails the run and is listed (by a fingerprint, never by
+# its value). Not covered: secrets of sandboxes in other processes (the e2e stack) and of hand-written test keys.
+
+_SECRET_CHARS = re.compile(r"[A-Za-z0-9_-]{16,}")
+
+
+class SecretHygiene:
+    """The secrets the sandbox issued, and every place one of them turned up where it must not."""
+
+    def __init__(self) -> None:
+        self._needles: dict[str, str] = {}  # what to search for -> a label that does not reveal it
+        self.leaks: list[str] = []
+
+    def add(self, secret: str, kind: str) -> None:
+        # A JWT's header and payload are readable claims; its signature is what makes it usable, and it is part of
+        # any text that holds the whole token.
+        needle = secret.rsplit(".", 1)[-1] if secret.count(".") == 2 else secret
+        if len(needle) >= 16:
+            self._needles[needle] = f"{kind} sha256:{hashlib.sha256(secret.encode()).hexdigest()[:12]}"
+
+    def find(self, text: str) -> list[str]:
+        """Labels of the secrets in ``text``."""
+        needles = dict(self._needles)  # the sandbox thread may add tokens meanwhile
+        if not needles:
+            return []
+        lengths = sorted({len(needle) for needle in needles})
+        found: set[str] = set()
+        # One pass over the long [A-Za-z0-9_-] runs (all our secrets are made of these) instead of one per secret.
+        for run in _SECRET_CHARS.findall(text):
+            for length in lengths:
+                for start in range(len(run) - length + 1):
+                    label = needles.get(run[start : start + length])
+                    if label:
+                        found.add(label)
+        return sorted(found)
+
+    def check(self, text: str, where: str) -> None:
+        self.leaks.extend(f"{where}: {label}" for label in self.find(text))
+
+    def check_report(self, report: Any) -> None:
+        for title, content in report.sections:
+            self.check(content, f"{report.nodeid} ({title})")
+
+    def check_airflow_home(self, home: Path) -> None:
+        if not self._needles:
+            return
+        database = home / "airflow.db"
+        if database.exists():
+            with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+                tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+                for table in (name for name in tables if name != "connection"):
+                    values = (value for row in db.execute(f'SELECT * FROM "{table}"') for value in row)
+                    text = "\n".join(
+                        value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                        for value in values
+                        if value is not None
+                    )
+                    self.check(text, f"metadata table {table}")
+        for path in sorted((home / "logs").rglob("*")) if (home / "logs").is_dir() else []:
+            if path.is_file():
+                self.check(path.read_text("utf-8", "replace"), f"task log {path.relative_to(home)}")
+
+
+SECRET_HYGIENE = SecretHygiene()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_issued_secrets():
+    """Wrap the sandbox's key derivation and token issuing, and the provider's exception, for the whole session."""
+    from airflow_provider_consentio.errors import ConsentioError
+    from airflow_provider_consentio.sandbox import auth, config
+
+    derive_key, issue = config._derived_key, auth.TokenIssuer.issue
+
+    def recording_derive_key(seed: int, name: str) -> str:
+        key = derive_key(seed, name)
+        SECRET_HYGIENE.add(key, "API key")
+        return key
+
+    def recording_issue(self: Any, workspace_id: int, ttl: float) -> dict[str, Any]:
+        tokens = issue(self, workspace_id, ttl)
+        SECRET_HYGIENE.add(tokens["access_token"], "access token")
+        SECRET_HYGIENE.add(tokens["refresh_token"], "refresh token")
+        return tokens
+
+    def checking_init(self: Exception, *args: Any) -> None:
+        Exception.__init__(self, *args)
+        where = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+        SECRET_HYGIENE.check(" ".join(map(str, args)), f"{where} ({type(self).__name__} message)")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(config, "_derived_key", recording_derive_key)
+        patch.setattr(auth.TokenIssuer, "issue", recording_issue)
+        patch.setattr(ConsentioError, "__init__", checking_init)
+        yield
+
+
+@pytest.fixture
+def secret_hygiene() -> SecretHygiene:
+    return SECRET_HYGIENE
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    SECRET_HYGIENE.check_report(report)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    SECRET_HYGIENE.check_airflow_home(_AIRFLOW_HOME)
+    if SECRET_HYGIENE.leaks:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if SECRET_HYGIENE.leaks:
+        terminalreporter.write_sep("=", "secret hygiene: an API key or token leaked", red=True)
+        for leak in dict.fromkeys(SECRET_HYGIENE.leaks):
+            terminalreporter.write_line(leak)

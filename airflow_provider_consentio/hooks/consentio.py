@@ -87,7 +87,10 @@ class ConsentioHook(BaseHook):
                 base_url=resolve_base_url(extra("environment"), base_url),
                 api_key=conn.password or None,
                 timeout=float(_first_set(self.timeout, extra("timeout"), 30.0)),
-                retry=RetryPolicy(max_retries=int(_first_set(self.max_retries, extra("max_retries"), 5))),
+                retry=RetryPolicy(
+                    max_retries=int(_first_set(self.max_retries, extra("max_retries"), 5)),
+                    initial_backoff=float(_first_set(extra("retry_backoff"), 0.5)),
+                ),
                 ca_bundle=extra("ca_bundle"),
                 max_connections=int(_first_set(self.max_connections, 10)),
             )

@@ -12,6 +12,7 @@ from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioErr
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
     ConsentioOperator,
+    Logger,
     check_choice,
     listing,
     send_batches,
@@ -22,9 +23,62 @@ from airflow_provider_consentio.windows import parse_instant, resolve_window
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_consentio.models import RecordError
+
 # Chosen from tests/benchmarks/bench_purchase_needs.py: within a few percent of the fastest setting measured.
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
+
+
+def latest_per_code(records: Sequence[Any], log: Logger) -> list[Any]:
+    """The last occurrence of each code, the earlier ones dropped, BEFORE validation.
+
+    Deduplicating after validation would let an earlier valid version through when the last one is invalid and
+    skipped, sending data the source itself has replaced. Records without a usable code are kept for validation
+    to report.
+    """
+    last: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for position, record in enumerate(records):
+        code = record.get("code") if isinstance(record, Mapping) else None
+        if isinstance(code, str):
+            last[code] = position
+            counts[code] = counts.get(code, 0) + 1
+    repeated = {code: count for code, count in counts.items() if count > 1}
+    if not repeated:
+        return list(records)
+    shown = ", ".join(f"{code} (x{count})" for code, count in list(repeated.items())[:20])
+    log.warning(
+        "%d code value(s) occur more than once in the input; the last occurrence of each is sent: %s%s",
+        len(repeated),
+        shown,
+        " ..." if len(repeated) > 20 else "",
+    )
+    keep = set(last.values())
+    return [
+        record
+        for position, record in enumerate(records)
+        if position in keep or not (isinstance(record, Mapping) and isinstance(record.get("code"), str))
+    ]
+
+
+def attribute_rejections(errors: Sequence[RecordError], codes: set[str]) -> list[dict[str, Any]]:
+    """Each API rejection as {code, reason}, its code matched against the codes sent.
+
+    The API words a rejection "<code>: <reason>" and a code may itself hold spaces or ": ", so splitting at the
+    first ": " would lose or truncate it; the longest sent code the message starts with is the one meant.
+    """
+    attributed = []
+    for error in errors:
+        message = str(error)
+        code, reason = error.key, error.reason
+        position = message.find(": ")
+        while position != -1:
+            if message[:position] in codes:
+                code, reason = message[:position], message[position + 2 :]
+            position = message.find(": ", position + 1)
+        attributed.append({"code": code, "reason": reason})
+    return attributed
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
@@ -109,7 +163,12 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
             csv_delimiter=self.csv_delimiter,
         )
         needs, invalid = validate_input(
-            PurchaseNeed, raw, "code", on_invalid=self.on_invalid, source=source, log=self.log
+            PurchaseNeed,
+            latest_per_code(raw, self.log),
+            "code",
+            on_invalid=self.on_invalid,
+            source=source,
+            log=self.log,
         )
         self.log.info("Upserting %d purchase needs from %s", len(needs), source)
         outcome = send_batches(
@@ -121,7 +180,7 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
             log=self.log,
         )
         created = sum(1 for record in outcome.saved if saved_was_created(record))
-        rejected = [{"code": error.key, "reason": error.reason} for error in outcome.rejected]
+        rejected = attribute_rejections(outcome.rejected, {need.code for need in needs})
         summary = {
             "source": source,
             "read": len(raw),

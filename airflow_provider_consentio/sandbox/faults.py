@@ -1,6 +1,7 @@
 """Fault injection for the Partner API routes (never for /_sandbox), reproducible under a seed.
 
-A plan is a list of rules, each firing with a ``probability`` or on ``every`` Nth matching request:
+A plan is a list of rules, each firing with a ``probability`` or on ``every`` Nth matching request; a rule with
+``burst: n`` then also answers the next n - 1 matching requests the same way (an outage, not a blip):
 
 * ``429`` (with ``Retry-After: retry_after`` seconds), ``500``, ``502`` (an HTML page, like a proxy), ``503``;
 * ``slow``: wait ``delay`` seconds, then answer normally;
@@ -49,13 +50,15 @@ class Rule:
     retry_after: float = 1.0
     delay: float = 1.0
     variant: str = "html"
+    burst: int = 1
     matched: int = 0
+    burst_left: int = 0
 
     @classmethod
     def parse(cls, raw: Any) -> Rule:
         if not isinstance(raw, dict) or raw.get("kind") not in FAULT_KINDS:
             raise ValueError(f"each rule needs a kind in {', '.join(FAULT_KINDS)}")
-        unknown = set(raw) - {"kind", "probability", "every", "retry_after", "delay", "variant"}
+        unknown = set(raw) - {"kind", "probability", "every", "retry_after", "delay", "variant", "burst"}
         if unknown:
             raise ValueError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
         rule = cls(**raw)
@@ -65,6 +68,8 @@ class Rule:
             raise ValueError("every must be a positive integer")
         if rule.probability is not None and not 0 <= rule.probability <= 1:
             raise ValueError("probability must be between 0 and 1")
+        if not isinstance(rule.burst, int) or rule.burst < 1:
+            raise ValueError("burst must be a positive integer")
         if rule.variant not in GARBAGE_VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(GARBAGE_VARIANTS)}")
         return rule
@@ -103,7 +108,7 @@ class FaultPlan:
             "paths": self.paths,
             "methods": self.methods,
             "rules": [
-                {k: v for k, v in rule.__dict__.items() if v is not None and k != "matched"} for rule in self.rules
+                {k: v for k, v in rule.__dict__.items() if v is not None and k not in ("matched", "burst_left")} for rule in self.rules
             ],
         }
 
@@ -114,10 +119,16 @@ class FaultPlan:
             return None
         with self._lock:
             for rule in self.rules:
-                rule.matched += 1
-                if rule.every is not None and rule.matched % rule.every == 0:
+                if rule.burst_left:
+                    rule.burst_left -= 1
                     return rule
-                if rule.probability is not None and self._rng.random() < rule.probability:
+            for rule in self.rules:
+                rule.matched += 1
+                fires = (rule.every is not None and rule.matched % rule.every == 0) or (
+                    rule.probability is not None and self._rng.random() < rule.probability
+                )
+                if fires:
+                    rule.burst_left = rule.burst - 1
                     return rule
         return None
 

@@ -130,3 +130,38 @@ with scenario_dag("t_export_needs", output_path="/tmp/unused.jsonl", from_date=N
         to_date="{{ params.to_date }}",
         status="{{ params.status }}",
     )
+
+# Purchase-need field <- ERP column (the demo ERP's demand_lines names), as the buyer example DAG maps them.
+ERP_COLUMN_MAP = {
+    "code": "line_code",
+    "reference_code": "product_code",
+    "start_date": "delivery_from",
+    "end_date": "delivery_to",
+    "quantity": "qty",
+    "quantity_unit": "unit",
+    "external_status": "status",
+    "storage_location_code": "warehouse",
+    "delivery_address_code": "depot",
+    "tender_kind": "tender",
+    "metadata": "notes",
+}
+
+with scenario_dag("t_needs_erp_columns", **UPSERT_PARAMS):
+    ConsentioUpsertPurchaseNeedsOperator(
+        task_id="upsert",
+        needs="{{ params.needs }}",
+        input_path="{{ params.input_path }}",
+        sql="{{ params.sql }}",
+        sql_conn_id="consentio_test_erp",
+        column_map=ERP_COLUMN_MAP,
+    )
+
+# tests/reliability/test_bad_input.py: an order kind the API does not know (refused when the task runs).
+with scenario_dag("t_bad_export_kind", **EXPORT_PARAMS):
+    ConsentioExportOrdersOperator(
+        task_id="export",
+        output_path="{{ params.output_path }}",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        kind="sales",
+    )

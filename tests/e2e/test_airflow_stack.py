@@ -51,7 +51,7 @@ def test_the_connection_form_shows_the_consentio_fields(stack):
     assert meta["standard_fields"]["host"]["title"] == "Base URL"
     assert meta["standard_fields"]["port"]["hidden"] is True
     extra = meta["extra_fields"]
-    assert set(extra) == {"environment", "timeout", "max_retries", "ca_bundle"}
+    assert set(extra) == {"environment", "timeout", "max_retries", "retry_backoff", "ca_bundle"}
     assert extra["environment"]["schema"]["enum"] == ["production", "staging", "sandbox"]
     assert extra["environment"]["value"] == "production"
 

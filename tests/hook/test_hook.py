@@ -22,7 +22,7 @@ def test_json_connection_with_an_environment(monkeypatch):
             "conn_type": "consentio",
             "login": "12345",
             "password": "k-123456789",
-            "extra": {"environment": "staging", "timeout": 12, "max_retries": 2},
+            "extra": {"environment": "staging", "timeout": 12, "max_retries": 2, "retry_backoff": 0.25},
         },
     )
     settings = ConsentioHook().get_settings()
@@ -31,7 +31,7 @@ def test_json_connection_with_an_environment(monkeypatch):
         "https://staging.api.consentio.co",
         "k-123456789",
     )
-    assert (settings.timeout, settings.retry.max_retries) == (12.0, 2)
+    assert (settings.timeout, settings.retry.max_retries, settings.retry.initial_backoff) == (12.0, 2, 0.25)
 
 
 def test_uri_connection_and_prefixed_extras(monkeypatch):
