@@ -83,13 +83,15 @@ RENEW_MARGIN_SHARE = 0.1
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class OrderId(msgspec.Struct):
+# Key structs and RawRecord are created by the hundred thousand and hold no cycles: gc=False keeps them out of the
+# garbage collector's passes, which otherwise cost an export a fifth of its time in a worker's large heap.
+class OrderId(msgspec.Struct, gc=False):
     """What an export reads of each order (its ID, to de-duplicate); the rest travels as raw bytes."""
 
     id: int
 
 
-class EditedOrderKeys(msgspec.Struct):
+class EditedOrderKeys(msgspec.Struct, gc=False):
     """What the edited-orders flow reads of each order: its identity and version."""
 
     id: int
@@ -97,7 +99,7 @@ class EditedOrderKeys(msgspec.Struct):
     updated_at: str
 
 
-class PurchaseNeedKeys(msgspec.Struct):
+class PurchaseNeedKeys(msgspec.Struct, gc=False):
     code: str
 
 

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
+import msgspec
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -51,8 +52,7 @@ Text32 = Annotated[str, Field(min_length=1, max_length=32)]
 ShortCode = Annotated[str | None, Field(max_length=20)]
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
+class RawRecord(msgspec.Struct, frozen=True, gc=False):
     """One element of a list response: its exact source bytes (on one line) and the key fields read from it.
 
     ``raw`` is bytes-like (``bytes`` or ``msgspec.Raw``); ``keys`` has the fields as attributes (``keys.id``).

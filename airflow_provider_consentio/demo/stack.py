@@ -5,6 +5,7 @@ Everything binds 127.0.0.1 on free ports and lives under one work directory; ``s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,14 +41,14 @@ def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2)
 
 
 def _stop(process: subprocess.Popen[Any], grace: float = 20.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    """SIGTERM, SIGKILL after ``grace``; then the rest of its session too, so no executor worker outlives it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)  # each service was started as its own session (group id == pid)
+    process.wait(5)
 
 
 class SandboxProcess:
@@ -80,7 +81,10 @@ class SandboxProcess:
             str(self.seed),
         ]
         self.process = subprocess.Popen(
-            [*command, "--ready-file", str(ready), *self.extra_args], stdout=log, stderr=subprocess.STDOUT
+            [*command, "--ready-file", str(ready), *self.extra_args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_until(
             lambda: ready.exists() or self.process.poll() is not None, self.start_timeout, "the sandbox to listen"
@@ -197,7 +201,11 @@ class AirflowServices:
         for name, args in commands.items():
             log = (logs / f"{name}.log").open("wb")
             self.processes[name] = subprocess.Popen(
-                [PYTHON, "-m", "airflow", *args], env=self.env.environ(), stdout=log, stderr=subprocess.STDOUT
+                [PYTHON, "-m", "airflow", *args],
+                env=self.env.environ(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         wait_until(self._healthy, timeout, "the Airflow services to report healthy", interval=1.0)
         return self

@@ -108,7 +108,8 @@ class FaultPlan:
             "paths": self.paths,
             "methods": self.methods,
             "rules": [
-                {k: v for k, v in rule.__dict__.items() if v is not None and k not in ("matched", "burst_left")} for rule in self.rules
+                {k: v for k, v in rule.__dict__.items() if v is not None and k not in ("matched", "burst_left")}
+                for rule in self.rules
             ],
         }
 
