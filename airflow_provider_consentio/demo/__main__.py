@@ -119,7 +119,7 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
           exported to JSONL           {seller["exported"]:>5}   {seller["export_path"]}
           loaded into the ERP         {seller["loaded"]:>5}   {workdir / "erp.db"} (erp_orders)
           ERP numbers pushed back     {seller["references_pushed"]:>5}
-          edits applied and seen      {seller["edits_applied"]:>5}   (older than the lookback, unseen: {seller["edits_pending"]})
+          edits applied and seen      {seller["edits_applied"]:>5}   (older, unseen: {seller["edits_pending"]})
           ERP == sandbox ground truth {"yes" if seller["matches_ground_truth"] else "NO":>5}
   Buyer   demand lines in the ERP     {buyer["demand_lines"]:>5}
           purchase needs in Consentio {buyer["needs_in_consentio"]:>5}

@@ -86,6 +86,11 @@ def _orders_body(orders: list[StoredOrder]) -> bytes:
     return b"[" + b",".join(order.json for order in orders) + b"]"
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²", which int() rejects."""
+    return text.isascii() and text.isdigit()
+
+
 def _instant(value: str, name: str) -> datetime:
     try:
         return parse_rfc3339(value)
@@ -150,7 +155,7 @@ def create_app(sandbox: Sandbox) -> Any:
         return JSONResponse({"error": "conflict", "message": str(exc)}, status_code=409)
 
     def workspace(ws: str) -> int:
-        if not ws.isdigit() or int(ws) not in sandbox.workspaces():
+        if not _is_number(ws) or int(ws) not in sandbox.workspaces():
             raise ApiError(404, "workspace_not_found", f"workspace {ws} does not exist")
         return int(ws)
 
@@ -182,7 +187,7 @@ def create_app(sandbox: Sandbox) -> Any:
             raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("api_key"), str):
             raise ApiError(400, "invalid_request", 'the body must be {"api_key": "..."}')
-        key = sandbox.workspaces().get(int(ws)) if ws.isdigit() else None
+        key = sandbox.workspaces().get(int(ws)) if _is_number(ws) else None
         if key is None or body["api_key"] != key:
             raise ApiError(401, "invalid_api_key", "the API key is not valid for this workspace")
         state.stats.logins += 1

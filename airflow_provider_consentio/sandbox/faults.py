@@ -98,7 +98,10 @@ class FaultPlan:
             methods=[m.upper() for m in raw["methods"]] if raw.get("methods") else None,
         )
         if plan.paths:
-            re.compile(plan.paths)
+            try:
+                re.compile(plan.paths)
+            except re.error as exc:
+                raise ValueError(f"paths is not a regular expression: {exc}") from None
         plan._rng.seed(plan.seed)
         return plan
 
@@ -120,11 +123,12 @@ class FaultPlan:
             return None
         with self._lock:
             for rule in self.rules:
+                rule.matched += 1
+            for rule in self.rules:
                 if rule.burst_left:
                     rule.burst_left -= 1
                     return rule
             for rule in self.rules:
-                rule.matched += 1
                 fires = (rule.every is not None and rule.matched % rule.every == 0) or (
                     rule.probability is not None and self._rng.random() < rule.probability
                 )

@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow_provider_consentio.sandbox.config import SandboxConfig
 from airflow_provider_consentio.sandbox.data import PENDING_EDIT_EVERY, Generator, apply_edit, parse_rfc3339
-from airflow_provider_consentio.sandbox.wire import dec, encode, has_control_mark, is_num
+from airflow_provider_consentio.sandbox.wire import dec, encode, has_nul, is_num
 
 ORDER_STATUSES = ("accepted", "pending", "canceled", "incomplete")
 QUANTITY_UNITS = ("box", "pallet", "kg", "piece", "unknown")
@@ -314,7 +314,7 @@ def _external_problem(record: Any) -> str | None:
             return f"{name} must be a string of 1 to {limit} characters"
     if not isinstance(record.get("cancel", False), bool):
         return "cancel must be a boolean"
-    if has_control_mark(record):
+    if has_nul(record):
         return "control characters are not allowed"
     return None
 
@@ -362,6 +362,6 @@ def need_problems(record: Any) -> list[str]:
         problems.append(f"tender_kind must be one of {', '.join(TENDER_KINDS)}")
     if record.get("metadata") is not None and not isinstance(record["metadata"], dict):
         problems.append("metadata must be an object")
-    if has_control_mark(record):
+    if has_nul(record):
         problems.append("control characters are not allowed")
     return problems

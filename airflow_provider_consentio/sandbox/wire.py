@@ -1,59 +1,57 @@
 """JSON as the sandbox stores and serves it: exact decimal numbers, C-speed encoding.
 
-Numbers that are not integers are held as *marked strings* (``"\\x00n12.50"``): ``json.dumps`` encodes them as
-strings at C speed and one regular-expression pass turns them back into bare JSON numbers, digit for digit.
+Every number that is not an integer is held as a ``Decimal`` (from the generator, or parsed from a request body)
+and msgspec writes it back as a bare JSON number, digit for digit (``decimal_format="number"``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-NUMBER_MARK = "\x00n"
-_MARKED_NUMBER = re.compile(r'"\\u0000n(-?[0-9][0-9.eE+-]*)"')
+import msgspec
+
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
 
 
-class Num(str):
-    """A stored number: its exact text behind the mark (a str subclass, so json.dumps handles it in C)."""
-
-    __slots__ = ()
-
-
-def num(value: Decimal | int | str) -> Num:
+def num(value: Decimal | int | str) -> Decimal:
     """A number to store: kept exactly as written."""
-    return Num(NUMBER_MARK + str(value))
+    return Decimal(str(value))
 
 
 def is_num(value: Any) -> bool:
-    return isinstance(value, Num)
+    return isinstance(value, Decimal)
 
 
 def dec(value: Any) -> Decimal:
-    """The Decimal of a stored number (marked string or int)."""
-    if is_num(value):
-        return Decimal(value[len(NUMBER_MARK) :])
+    """The Decimal of a stored number (Decimal or int)."""
+    if isinstance(value, Decimal):
+        return value
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     raise InvalidOperation(f"not a number: {value!r}")
 
 
 def encode(value: Any) -> bytes:
-    return _MARKED_NUMBER.sub(r"\1", json.dumps(value, ensure_ascii=False, separators=(",", ":"))).encode()
+    return _ENCODER.encode(value)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def decode(body: bytes | str) -> Any:
-    """Parse a request body; non-integer numbers become marked strings (exact), integers stay ints."""
-    return json.loads(body, parse_float=num)
+    """Parse a request body; non-integer numbers become exact Decimals; NaN and Infinity are not JSON."""
+    return json.loads(body, parse_float=Decimal, parse_constant=_no_constants)
 
 
-def has_control_mark(value: Any) -> bool:
-    """Whether user input has a NUL in a string (the number mark: it must not come back as a number)."""
+def has_nul(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` holds a NUL character (PostgreSQL text cannot store one)."""
     if isinstance(value, str):
-        return not is_num(value) and "\x00" in value
+        return "\x00" in value
     if isinstance(value, dict):
-        return any(has_control_mark(k) or has_control_mark(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(has_control_mark(v) for v in value)
+        return any(has_nul(v) for v in value)
     return False
