@@ -64,17 +64,21 @@ def worker_env(airflow_db, consentio_connection):
     return consentio_connection
 
 
-def test_export_killed_mid_way_leaves_no_file_and_the_rerun_is_exact(sandbox, run_dag, worker_env, tmp_path):
-    output = tmp_path / "orders.jsonl"
-    truth = [o.data["id"] for o in sandbox.state.window(*_window(), "sale", None)]
+def kill_export_mid_way(sandbox, output, tmp_path) -> None:
+    """Slow the order answers down, start the hourly export and SIGKILL it once it has written a while."""
     sandbox.sandbox.faults = slow(r"/order$", 0.05)
-
     kill_worker_when(
         "t_export_hourly",
         {"output_path": str(output), **WINDOW, "statuses": None},
         ready=lambda: bool(partials(tmp_path)) and sandbox.state.stats.faults["slow"] > 20,
         log=tmp_path / "worker.log",
     )
+
+
+def test_export_killed_mid_way_leaves_no_file_and_the_rerun_is_exact(sandbox, run_dag, worker_env, tmp_path):
+    output = tmp_path / "orders.jsonl"
+    truth = [o.data["id"] for o in sandbox.state.window(*_window(), "sale", None)]
+    kill_export_mid_way(sandbox, output, tmp_path)
     assert not output.exists(), "a killed export must leave nothing at the final path"
     assert partials(tmp_path), "the killed attempt was writing (beside the final path, under a hidden name)"
 
@@ -88,14 +92,7 @@ def test_rerun_killed_mid_way_keeps_the_previous_complete_file(sandbox, run_dag,
     output = tmp_path / "orders.jsonl"
     assert run_dag("t_export_hourly", output_path=str(output), **WINDOW).succeeded
     first = output.read_bytes()
-    sandbox.sandbox.faults = slow(r"/order$", 0.05)
-
-    kill_worker_when(
-        "t_export_hourly",
-        {"output_path": str(output), **WINDOW, "statuses": None},
-        ready=lambda: bool(partials(tmp_path)) and sandbox.state.stats.faults["slow"] > 20,
-        log=tmp_path / "worker.log",
-    )
+    kill_export_mid_way(sandbox, output, tmp_path)
     assert output.read_bytes() == first
 
 
