@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -334,6 +335,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     SECRET_HYGIENE.check_airflow_home(_AIRFLOW_HOME)
     if SECRET_HYGIENE.leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif exitstatus == 0:  # kept after a failure, for its logs
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

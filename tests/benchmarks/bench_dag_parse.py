@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -187,6 +189,7 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="consentio-bench-parse-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     os.environ["AIRFLOW_HOME"] = str(workdir / "airflow")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     # Parsing must not need a connection: none is defined for the children.

@@ -86,7 +86,7 @@ def run_child(mode: str, target: dict[str, str], output: Path) -> dict[str, Any]
     command += [f"--{key}={value}" for key, value in target.items()]
     env = {
         **os.environ,
-        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="bench-airflow-"),
+        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="airflow-", dir=output.parent),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, text=True)
