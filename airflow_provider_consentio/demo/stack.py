@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_consentio.demo import airflow_sqlite
+
 PYTHON = sys.executable
 ADMIN = ("admin", "admin")
 
@@ -132,6 +134,7 @@ class AirflowEnv:
     settings: dict[str, str] = field(default_factory=dict)
 
     def environ(self) -> dict[str, str]:
+        """The environment of every Airflow command and service of this installation."""
         env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "_AIRFLOW"))}
         passwords = self.home / "simple_auth_passwords.json"
         env.update(
@@ -152,11 +155,16 @@ class AirflowEnv:
         )
         env.update({f"AIRFLOW_CONN_{name.upper()}": value for name, value in self.connections.items()})
         env.update({f"AIRFLOW_VAR_{name.upper()}": value for name, value in self.variables.items()})
+        if "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in self.settings:
+            # SQLite: writers wait for each other's lock instead of failing (see airflow_sqlite.py).
+            env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = f"{airflow_sqlite.__name__}.CONNECT_ARGS"
         env.update(self.settings)
         return env
 
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "config").mkdir(exist_ok=True)
+        (self.home / "config" / "airflow_local_settings.py").write_text(airflow_sqlite.LOCAL_SETTINGS)
         (self.home / "simple_auth_passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
         self.airflow("db", "migrate", timeout=300)
 
