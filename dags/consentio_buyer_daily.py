@@ -10,6 +10,10 @@ Every day, for the demand planned that day in the ERP:
 
 Connections: `consentio_default` (Consentio) and `consentio_erp` (the ERP database with a `demand_lines` table).
 Variable `consentio_data_dir`: where the read-back file goes.
+
+**Which day a run covers.** A run with logical date D sends the demand planned for the day before it (plan date
+D - 1 day, its data interval [D - 1 day, D)): the run dated 2025-03-11 sends the lines planned for 2025-03-10. To
+(re)send one day from *Trigger*, pick the day after it as the logical date.
 """
 
 from __future__ import annotations

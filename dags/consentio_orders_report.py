@@ -2,7 +2,8 @@
 ### Consentio orders report (data-aware)
 
 Runs whenever `consentio_seller_daily` publishes a new order export: it is scheduled on the export's Asset, not on
-a clock, and reads the file the export recorded in its Asset event.
+a clock, and reads the file the export recorded in its Asset event. Each event names the day it covers
+(`window_start`, `window_end`): the seller run dated D exports [D - 1 day, D).
 """
 
 from __future__ import annotations

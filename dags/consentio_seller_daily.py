@@ -14,8 +14,10 @@ Every day, for the day that just ended:
 Connections: `consentio_default` (Consentio) and `consentio_erp` (the ERP database: SQLite in the demo; point it
 at Postgres and nothing else changes). Variable `consentio_data_dir`: where the files go.
 
-The schedule is a `CronDataIntervalTimetable`, so every run owns a real [start, end) day and a backfill exports
-each day exactly once.
+**Which day a run covers.** A run with logical date D covers the day before it, [D - 1 day, D): the run dated
+2025-03-11 exports the orders of 2025-03-10. To (re)process one day from *Trigger*, pick the day after it as
+the logical date; a scheduled run fires at midnight UTC for the day that just ended. The schedule is a
+`CronDataIntervalTimetable`, so every run owns a real [start, end) day and a backfill exports each day exactly once.
 """
 
 from __future__ import annotations
@@ -135,7 +137,13 @@ def _canonical(order: dict[str, Any]) -> str:
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
-    params={"prepare_orders": Param(False, type="boolean", description="Also mark the day's orders prepared")},
+    params={
+        "prepare_orders": Param(
+            False,
+            type="boolean",
+            description="Also mark the covered day's orders prepared (the day before the logical date)",
+        )
+    },
     tags=["consentio", "example"],
     doc_md=__doc__,
 )
