@@ -7,14 +7,16 @@ from typing import Any
 from airflow_provider_consentio import __version__
 
 INTEGRATION = "Consentio"
+CONNECTION_DOCS = "https://github.com/consentio/airflow-provider-consentio#the-connection"
 
 
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-consentio",
         "name": "Consentio",
-        "description": "`Consentio <https://consentio.co>`__ Partner API: export orders, sync external references, "
-        "track edited orders, prepare orders and upsert buyer purchase needs.",
+        # Plain text: the Providers page strips RST markup, which ran a link's URL into the sentence.
+        "description": "Consentio Partner API: export orders, sync external references, track edited orders, "
+        "prepare orders and upsert buyer purchase needs.",
         "versions": [__version__],
         "integrations": [
             {
@@ -49,8 +51,11 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "environment": {
                         "label": "Environment",
-                        "description": "Used when Base URL is empty.",
+                        # The form renders description_md as Markdown when there is no plain description: the
+                        # only place a provider can put a link to its documentation there.
                         "schema": {
+                            "description_md": f"Used when Base URL is empty. [How to set up this connection]"
+                            f"({CONNECTION_DOCS})",
                             "type": ["string", "null"],
                             "default": "production",
                             "enum": ["production", "staging", "sandbox"],
@@ -78,12 +83,14 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
+                    "hidden-fields": ["schema", "extra"],
                     "relabeling": {"login": "Workspace ID", "password": "API key", "host": "Base URL"},
                     "placeholders": {
                         "login": "12345",
                         "password": "the workspace's Partner API key",
                         "host": "empty: use the environment; e.g. http://127.0.0.1:8765 for the local sandbox",
+                        # Airflow 3.3.1-3.3.2's Test button fails on connections without a port (README).
+                        "port": "optional; 443 changes nothing for https",
                     },
                 },
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -32,6 +33,7 @@ class ConsentioHook(BaseHook):
     * **Environment** (extra ``environment``): ``production`` (default), ``staging`` or ``sandbox``.
     * **Base URL** (host): overrides the environment, e.g. ``http://127.0.0.1:8765`` for the local sandbox.
       Must be https unless it is a loopback address.
+    * **Port** (port): optional; the URL's port (443 for https changes nothing).
     * **Timeout** (extra ``timeout``, seconds, default 30) and **Max retries** (extra ``max_retries``, default 5).
     * **CA bundle** (extra ``ca_bundle``): a CA file to verify the server with. TLS verification cannot be disabled.
 
@@ -78,13 +80,10 @@ class ConsentioHook(BaseHook):
             raise ConsentioConfigError(
                 f"{where}: TLS verification cannot be switched off; set 'ca_bundle' to a CA file instead"
             )
-        base_url = conn.host
-        if base_url and conn.port and "://" not in base_url:
-            base_url = f"{base_url}:{conn.port}"
         try:
             return ConsentioSettings(
                 workspace_id=int(workspace),
-                base_url=resolve_base_url(extra("environment"), base_url),
+                base_url=_with_port(resolve_base_url(extra("environment"), conn.host), conn.port),
                 api_key=conn.password or None,
                 timeout=float(_first_set(self.timeout, extra("timeout"), 30.0)),
                 retry=RetryPolicy(
@@ -131,6 +130,28 @@ class ConsentioHook(BaseHook):
         name = (session.workspace or {}).get("name")
         workspace = f"{settings.workspace_id} ({name})" if name else str(settings.workspace_id)
         return True, f"Logged in to Consentio workspace {workspace} at {settings.base_url}"
+
+
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def _with_port(url: str, port: int | None) -> str:
+    """Apply the connection's Port to the URL; a port the URL names already must be the same one.
+
+    A Port equal to the scheme's default changes nothing, so 443 can be stored on any https connection (which is what
+    lets Airflow 3.3.1-3.3.2's Test button work, see the README).
+    """
+    if not port:
+        return url
+    parts = urlsplit(url)
+    if parts.port is not None:
+        if parts.port != port:
+            raise ConsentioConfigError(f"the Port ({port}) differs from the port of the URL {url!r}")
+        return url
+    if port == _DEFAULT_PORTS.get(parts.scheme):
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+
 
 
 def _first_set(*values: Any) -> Any:

@@ -65,6 +65,21 @@ def test_base_url_wins_over_the_environment_and_defaults_apply(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("host", "port", "base_url"),
+    [
+        ("http://127.0.0.1", 8765, "http://127.0.0.1:8765"),  # how `make airflow` stores the sandbox connection
+        ("127.0.0.1", 8765, "https://127.0.0.1:8765"),
+        ("http://127.0.0.1:8765", 8765, "http://127.0.0.1:8765"),
+        (None, 443, "https://api.consentio.co"),  # 443 on an https environment changes nothing
+        ("https://api.example.test/v2/partner", 8443, "https://api.example.test:8443"),
+    ],
+)
+def test_the_port_applies_to_the_url(monkeypatch, host, port, base_url):
+    use_connection(monkeypatch, {"conn_type": "consentio", "login": "1", "host": host, "port": port})
+    assert ConsentioHook().get_settings().base_url == base_url
+
+
+@pytest.mark.parametrize(
     ("connection", "message"),
     [
         ({"login": "acme"}, "Workspace ID (login) must be a positive number, got 'acme'"),
@@ -74,6 +89,7 @@ def test_base_url_wins_over_the_environment_and_defaults_apply(monkeypatch):
         ({"login": "1", "extra": {"verify": False}}, "TLS verification cannot be switched off"),
         ({"login": "1", "extra": {"timeout": "soon"}}, "could not convert string to float: 'soon'"),
         ({"login": "1", "extra": {"timeout": 0}}, "timeout must be a positive number of seconds"),
+        ({"login": "1", "host": "http://127.0.0.1:8765", "port": 9000}, "the Port (9000) differs from the port"),
     ],
 )
 def test_unusable_connections_name_the_connection_and_the_field(monkeypatch, connection, message):
