@@ -153,6 +153,5 @@ def _with_port(url: str, port: int | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
 
 
-
 def _first_set(*values: Any) -> Any:
     return next(value for value in values if value is not None)
