@@ -52,12 +52,15 @@ class ConsentioOperator(BaseOperator):
         return {}
 
     def record_asset_event(self, context: Mapping[str, Any], extra: dict[str, Any]) -> None:
-        """Attach the run's facts (path, count, window) to the event of every Asset this task produces."""
+        """Attach the run's facts (workspace, path, count, window) to the event of every Asset this task produces."""
         from airflow.sdk import Asset
 
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra = extra
+                context["outlet_events"][outlet].extra = {
+                    "workspace_id": self.hook.get_conn().settings.workspace_id,
+                    **extra,
+                }
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

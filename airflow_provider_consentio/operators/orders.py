@@ -9,6 +9,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
+from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
@@ -32,15 +33,11 @@ if TYPE_CHECKING:
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
     """The Asset an order export updates; schedule a downstream DAG on it to run when new orders land."""
-    return Asset(
-        name=f"consentio_{kind}_orders__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/orders/{kind}"
-    )
+    return consentio_asset(f"consentio_{kind}_orders__{consentio_conn_id}", consentio_conn_id, f"orders/{kind}")
 
 
 def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
-    return Asset(
-        name=f"consentio_edited_orders__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/orders/edited"
-    )
+    return consentio_asset(f"consentio_edited_orders__{consentio_conn_id}", consentio_conn_id, "orders/edited")
 
 
 def _write_jsonl(records: Iterable[RawRecord], out: IO[bytes], seen_before: set[Any]) -> set[Any]:
@@ -155,6 +152,17 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
                     100 * windows.progress(upper),
                     exported / max(time.monotonic() - began, 1e-9),
                 )
+        if not exported:
+            # Said loudly: an empty export is how a wrong logical date or a wrong workspace shows.
+            self.log.warning(
+                "No %s orders%s in workspace %s created in [%s, %s). A run with logical date D covers [D - 1 day, D): "
+                "check the run's date and the connection's workspace.",
+                self.kind,
+                f" with status {', '.join(statuses)}" if statuses else "",
+                client.settings.workspace_id,
+                start.isoformat(),
+                end.isoformat(),
+            )
         summary = {
             "path": str(path),
             "count": exported,

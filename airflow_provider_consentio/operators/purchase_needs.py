@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
+from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
@@ -82,9 +83,7 @@ def attribute_rejections(errors: Sequence[RecordError], codes: set[str]) -> list
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
-    return Asset(
-        name=f"consentio_purchase_needs__{consentio_conn_id}", uri=f"consentio://{consentio_conn_id}/purchase-needs"
-    )
+    return consentio_asset(f"consentio_purchase_needs__{consentio_conn_id}", consentio_conn_id, "purchase-needs")
 
 
 class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):

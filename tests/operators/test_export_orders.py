@@ -131,7 +131,7 @@ def test_an_export_that_fails_midway_leaves_no_file_and_the_retry_completes(run_
     assert file_lines(out) == ground_truth_lines(sandbox, window["start"], window["end"])
 
 
-def test_the_export_records_an_asset_event_with_its_summary(run_dag, tmp_path):
+def test_the_export_records_an_asset_event_with_its_summary(run_dag, sandbox, tmp_path):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
 
@@ -146,3 +146,22 @@ def test_the_export_records_an_asset_event_with_its_summary(run_dag, tmp_path):
             .first()
         )
         assert event is not None and event.extra["path"] == str(out) and event.extra["count"] > 0
+        assert event.extra["workspace_id"] == sandbox.workspace_id
+        asset = session.query(AssetModel).filter(AssetModel.uri == "consentio://consentio_default/orders/sale").one()
+        assert (asset.group, asset.extra) == (
+            "consentio",
+            {"connection": "consentio_default", "resource": "orders/sale"},
+        )
+
+
+def test_an_export_that_finds_no_orders_says_so_with_the_window_and_workspace(run_dag, sandbox, tmp_path):
+    out = tmp_path / "empty.jsonl"
+    result = run_dag("t_export_hourly", output_path=str(out), start="2024-06-01T00:00:00Z", end="2024-06-02T00:00:00Z")
+    assert result.succeeded, result.output
+    assert file_lines(out) == []
+    [warning] = [line for line in result.output.splitlines() if "No sale orders" in line]
+    assert "warn" in warning.lower()
+    assert (
+        f"in workspace {sandbox.workspace_id} created in [2024-06-01T00:00:00+00:00, 2024-06-02T00:00:00+00:00)"
+        in warning
+    )
