@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_consentio.demo.erp import query, seed_demand_lines, sqlite_connection
-from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess
+from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, port_is_free
 
 DEMO_DATE = date(2025, 3, 10)
 DAG_IDS = ("consentio_seller_daily", "consentio_buyer_daily")
+UI_PORT = 8280  # `make airflow`'s documented address
 
 
 def _day_bounds(day: date) -> tuple[str, str]:
@@ -140,10 +141,15 @@ def run_standalone(workdir: Path, dags_folder: Path) -> int:
         seed_demand_lines(workdir / "erp.db", date(2025, 1, 1), days=90)
         env = build_env(workdir, sandbox, dags_folder)
         env.prepare()
-        with AirflowServices(env) as services:
+        env.store_connections()  # in the metadata DB, so Admin > Connections shows working ones to copy
+        port = UI_PORT if port_is_free(UI_PORT) else None
+        with AirflowServices(env, port=port) as services:
             print(
-                f"Airflow UI: {services.base_url}  (user admin, password admin)\n"
-                f"Sandbox:    {sandbox.base_url}  (workspace {sandbox.info['workspace_id']})\n"
+                ("" if port else f"Port {UI_PORT} is taken: serving on a free port instead.\n")
+                + f"Airflow UI: {services.base_url}  (user admin, password admin)\n"
+                f"Sandbox:    {sandbox.base_url}  (workspace {sandbox.info['workspace_id']}, "
+                f"API key {sandbox.info['api_key']}; the local sandbox's, not a secret)\n"
+                "Connections consentio_default and consentio_erp: Admin > Connections.\n"
                 "Unpause a DAG, or backfill one, e.g.:\n"
                 f"  AIRFLOW_HOME={env.home} .venv/bin/airflow backfill create --dag-id consentio_seller_daily "
                 "--from-date 2025-03-01 --to-date 2025-03-07\n"

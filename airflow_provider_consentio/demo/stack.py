@@ -31,6 +31,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -111,7 +120,9 @@ class SandboxProcess:
                 "conn_type": "consentio",
                 "login": str(self.info["workspace_id"]),
                 "password": self.info["api_key"],
-                "host": self.base_url,
+                # Host and port apart: Airflow 3.3.1-3.3.2's Test button fails on connections without a port.
+                "host": "http://127.0.0.1",
+                "port": self.port,
                 "extra": {"timeout": 30, "max_retries": 8},
             }
         )
@@ -168,6 +179,12 @@ class AirflowEnv:
         (self.home / "simple_auth_passwords.json").write_text(json.dumps({ADMIN[0]: ADMIN[1]}))
         self.airflow("db", "migrate", timeout=300)
 
+    def store_connections(self) -> None:
+        """Move the connections from environment variables into the metadata DB: Admin > Connections lists them."""
+        for conn_id, value in self.connections.items():
+            self.airflow("connections", "add", conn_id, "--conn-json", value)
+        self.connections.clear()
+
     def airflow(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [PYTHON, "-m", "airflow", *args],
@@ -187,9 +204,9 @@ class AirflowEnv:
 class AirflowServices:
     """api-server, scheduler, dag-processor and triggerer as separate processes (each exits cleanly on TERM)."""
 
-    def __init__(self, env: AirflowEnv):
+    def __init__(self, env: AirflowEnv, port: int | None = None):
         self.env = env
-        self.port = free_port()
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env.settings.setdefault("AIRFLOW__API__PORT", str(self.port))
         self.env.settings.setdefault("AIRFLOW__API__BASE_URL", self.base_url)
