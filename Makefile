@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit chaos airflow bench clean
+.PHONY: demo test lint unit chaos airflow bench clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_consentio.demo
 
 ## Lint, types, and the whole test suite (unit, sandbox, DAGs, scheduler end-to-end, chaos, crash safety).
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -37,6 +37,17 @@ chaos: $(STAMP)
 ## airflow standalone with the sandbox, to watch runs in the UI (http://127.0.0.1:8280, admin/admin).
 airflow: $(STAMP)
 	$(BIN)/python -m airflow_provider_consentio.demo --standalone
+
+## Chromium and chromedriver from Debian for the browser test and the screenshots (quick when present; needs root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "Not root: install chromium and chromium-driver for the browser test (it skips without them)."; fi
+
+## The README's pictures of the Airflow UI (docs/screenshots/*.png), from a real run against the sandbox.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m airflow_provider_consentio.demo.screenshots --out docs/screenshots
 
 ## The benchmarks quoted in the issue notes.
 bench: $(STAMP)
