@@ -49,7 +49,8 @@ def test_the_connection_form_shows_the_consentio_fields(stack):
     assert meta["standard_fields"]["login"]["title"] == "Workspace ID"
     assert meta["standard_fields"]["password"]["title"] == "API key"
     assert meta["standard_fields"]["host"]["title"] == "Base URL"
-    assert meta["standard_fields"]["port"]["hidden"] is True
+    assert meta["standard_fields"]["port"]["hidden"] is False
+    assert "443" in meta["standard_fields"]["port"]["placeholder"]
     extra = meta["extra_fields"]
     assert set(extra) == {"environment", "timeout", "max_retries", "retry_backoff", "ca_bundle"}
     assert extra["environment"]["schema"]["enum"] == ["production", "staging", "sandbox"]
@@ -73,6 +74,39 @@ def test_the_test_button_logs_in_or_says_why_not(stack):
     refused = services.api("POST", "/api/v2/connections/test", json={**form, "password": "sbx_not_the_key"})
     assert refused["status"] is False and "rejected the API key" in refused["message"]
     assert "sbx_not_the_key" not in refused["message"]
+
+
+def test_the_list_test_button_works_for_a_stored_connection_with_its_port(stack):
+    """The request the connection list's Test button sends (Airflow 3.3.2 UI): the stored fields, the password
+    masked, the port as a number. Without a stored port that number is 0 and Airflow 3.3.1-3.3.2 answer 400."""
+    sandbox, _, services, _ = stack
+    services.api(
+        "POST",
+        "/api/v2/connections",
+        json={
+            "connection_id": "consentio_stored",
+            "conn_type": "consentio",
+            "login": str(sandbox.info["workspace_id"]),
+            "password": sandbox.info["api_key"],
+            "host": "http://127.0.0.1",
+            "port": sandbox.port,
+        },
+    )
+    stored = services.api("GET", "/api/v2/connections/consentio_stored")
+    assert stored["password"] != sandbox.info["api_key"]  # masked, as the UI gets it
+    as_the_ui_sends_it = {
+        "conn_type": stored["conn_type"],
+        "connection_id": stored["connection_id"],
+        "description": stored["description"] or "",
+        "extra": stored["extra"] or "{}",
+        "host": stored["host"] or "",
+        "login": stored["login"] or "",
+        "password": stored["password"] or "",
+        "port": int(stored["port"] or 0),  # the UI's Number(connection.port)
+        "schema": stored["schema"] or "",
+    }
+    result = services.api("POST", "/api/v2/connections/test", json=as_the_ui_sends_it)
+    assert result["status"] is True and result["message"].endswith(f"at {sandbox.base_url}"), result
 
 
 def test_a_seven_day_backfill_under_the_scheduler_loads_exactly_the_accepted_orders(stack):
