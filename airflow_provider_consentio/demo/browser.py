@@ -130,18 +130,19 @@ class AirflowBrowser:
         """The run's page: its grid and the table of its task instances."""
         return self.open(f"/dags/{dag_id}/runs/{run_id}", run_id, "Task Instances", *needles)
 
-    def show_graph(self, *needles: str) -> str:
-        self.wait_for("button[aria-label='Show Graph']").click()
+    def show_view(self, view: str, *needles: str) -> str:
+        """Switch the DAG pages' left panel to ``Grid``, ``Gantt`` or ``Graph`` (the UI remembers the choice)."""
+        self.wait_for(f"button[aria-label^='Show {view}']").click()
         return self.wait_for_text(*needles)
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, *needles: str) -> str:
         """The task's log, scrolled to its end (the viewer renders only the lines in view)."""
-        self.open(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", "Logs", "Pre Execute")
+        self.open(f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}", " INFO")
         deadline = time.monotonic() + self.timeout
         while True:
             self.driver.execute_script(
                 """for (const el of document.querySelectorAll('*')) {
-                       if (el.scrollHeight > el.clientHeight + 20 && el.innerText.includes('Pre Execute')) {
+                       if (el.scrollHeight > el.clientHeight + 20 && el.innerText.includes(' INFO')) {
                            el.scrollTop = el.scrollHeight;
                        }
                    }"""

@@ -90,8 +90,9 @@ def take_screenshots(tour: SellerRun, out: Path) -> list[Path]:
         browser.new_connection_form("Consentio", "Workspace ID", "API key", "Base URL")
         shots = [browser.screenshot(out / "connection-form.png")]
         browser.dag_run(SELLER, tour.run_id, "Success")
-        browser.show_graph(EXPORT_TASK, "mark_edits_seen")
+        browser.show_view("Graph", EXPORT_TASK, "mark_edits_seen")
         shots.append(browser.screenshot(out / "seller-run-graph.png"))
+        browser.show_view("Grid", EXPORT_TASK)  # the narrow grid leaves the log most of the width
         browser.task_log(SELLER, tour.run_id, EXPORT_TASK, "Exported ")
         shots.append(browser.screenshot(out / "export-log.png"))
         browser.asset(tour.orders_asset_id, "consentio_orders_report", "Group", "consentio")
