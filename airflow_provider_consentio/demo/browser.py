@@ -7,6 +7,7 @@ It drives the system's Chromium through the system's chromedriver (Debian packag
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import tempfile
 import time
@@ -71,12 +72,16 @@ class AirflowBrowser:
         # Read in one script call: an element handle goes stale when the single-page app re-renders or navigates.
         return str(self.driver.execute_script("return document.body ? document.body.innerText : ''"))
 
-    def wait_for_text(self, *needles: str) -> str:
-        """The page's text once it shows every needle; a timeout names what was missing and what was there."""
+    def wait_for_text(self, *needles: str, patterns: tuple[str, ...] = ()) -> str:
+        """The page's text once it shows every needle and matches every regex pattern.
+
+        A timeout names what was missing and what was there.
+        """
         deadline = time.monotonic() + self.timeout
         while True:
             text = self.text()
             missing = [needle for needle in needles if needle not in text]
+            missing += [f"/{pattern}/" for pattern in patterns if not re.search(pattern, text)]
             if not missing:
                 return text
             if time.monotonic() > deadline:
@@ -126,9 +131,15 @@ class AirflowBrowser:
         self.driver.find_element("xpath", f"//button[normalize-space()='{title}']").click()
         return self.wait_for_text(*needles)
 
-    def dag_run(self, dag_id: str, run_id: str, *needles: str) -> str:
-        """The run's page: its grid and the table of its task instances."""
-        return self.open(f"/dags/{dag_id}/runs/{run_id}", run_id, "Task Instances", *needles)
+    def dag_run(self, dag_id: str, run_id: str, task_states: dict[str, str] | None = None) -> str:
+        """The run's page once its table of task instances shows each task's state.
+
+        The grid shows the task IDs before the table's rows are filled in, so the wait is for the rows themselves:
+        a task ID, then its state (cells are tab- or newline-separated).
+        """
+        rows = tuple(rf"\b{task}\s+{state.capitalize()}\b" for task, state in (task_states or {}).items())
+        self.driver.get(f"{self.base_url}/dags/{dag_id}/runs/{run_id}")
+        return self.wait_for_text(run_id, "Task Instances", patterns=rows)
 
     def show_view(self, view: str, *needles: str) -> str:
         """Switch the DAG pages' left panel to ``Grid``, ``Gantt`` or ``Graph`` (the UI remembers the choice)."""

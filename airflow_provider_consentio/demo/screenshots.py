@@ -89,7 +89,7 @@ def take_screenshots(tour: SellerRun, out: Path) -> list[Path]:
         browser.log_in(*ADMIN)
         browser.new_connection_form("Consentio", "Workspace ID", "API key", "Base URL")
         shots = [browser.screenshot(out / "connection-form.png")]
-        browser.dag_run(SELLER, tour.run_id, "Success")
+        browser.dag_run(SELLER, tour.run_id, tour.task_states)
         browser.show_view("Graph", EXPORT_TASK, "mark_edits_seen")
         shots.append(browser.screenshot(out / "seller-run-graph.png"))
         browser.show_view("Grid", EXPORT_TASK)  # the narrow grid leaves the log most of the width
