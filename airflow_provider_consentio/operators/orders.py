@@ -13,11 +13,12 @@ from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioErr
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
     ConsentioOperator,
+    WritePolicy,
     as_list,
     check_choice,
     listing,
-    send_batches,
-    validate_input,
+    plural,
+    write_records,
 )
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_consentio.client import ConsentioClient
-    from airflow_provider_consentio.models import RawRecord
+    from airflow_provider_consentio.models import RawRecord, SeenOrder
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -141,7 +142,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         with atomic_writer(path) as out:
             previous: set[Any] = set()
             for lower, upper in windows:
-                records = list(client.iter_orders(lower, upper, kind=self.kind, statuses=statuses))
+                records = client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
                 windows.observed(len(records))
                 previous = _write_jsonl(records, out, previous)
                 exported += len(previous)
@@ -220,46 +221,29 @@ class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
         from airflow_provider_consentio.models import ExternalReference
         from airflow_provider_consentio.records import load_records
 
-        if self.references is not None and not self.references and not self.input_path:
-            self.log.info("No references to sync (the input list is empty)")
-            return {"source": "records", "submitted": 0, "updated": 0, "rejected": [], "invalid": []}
         raw, source = load_records(
             records=self.references,
             input_path=self.input_path,
             column_map=self.column_map,
             required_fields=("hash_id",),
         )
-        references, invalid = validate_input(
-            ExternalReference, raw, "hash_id", on_invalid=self.on_invalid, source=source, log=self.log
-        )
-        client = self.hook.get_conn()
-        self.log.info("Syncing %d external references from %s", len(references), source)
-        outcome = send_batches(
-            references,
-            client.update_external_references,
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
+        result = write_records(
+            raw,
+            source=source,
+            what="external references",
+            model=ExternalReference,
             key_field="hash_id",
+            send=self.hook.get_conn().update_external_references,
+            policy=WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected),
             log=self.log,
         )
-        rejected = [str(error) for error in outcome.rejected]
-        summary = {
-            "source": source,
-            "submitted": len(references),
-            "updated": len(outcome.saved),
-            "rejected": rejected[:1000],
-            "rejected_count": len(rejected),
-            "invalid": invalid[:1000],
-            "invalid_count": len(invalid),
-            "canceled": sum(1 for ref in references if ref.cancel),
+        return {
+            **result.counts(),
+            "updated": len(result.saved),
+            "rejected": [str(error) for error in result.rejected[:1000]],
+            "invalid": result.invalid[:1000],
+            "canceled": sum(1 for reference in result.sent if reference.cancel),
         }
-        if len(rejected) > self.max_rejected:
-            raise ConsentioError(
-                f"Consentio rejected {len(rejected)} of {len(references)} external references "
-                f"(max_rejected={self.max_rejected}):\n{listing(rejected, 'orders')}"
-            )
-        self.log.info("External references: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
-        return summary
 
 
 class ConsentioEditedOrdersOperator(ConsentioOperator):
@@ -312,7 +296,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         client = self.hook.get_conn()
         versions: list[dict[str, Any]] = []
         with atomic_writer(path) as out:
-            records = _remember_versions(client.iter_edited_orders(since), versions)
+            records = _remember_versions(client.get_raw_edited_orders(since), versions)
             _write_jsonl(records, out, set())
         summary = {
             "path": str(path),
@@ -358,59 +342,59 @@ class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
         self.batch_size = batch_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        processed = _processed_versions(self.orders)
+        from airflow_provider_consentio.models import SeenOrder
+
+        processed = _processed_orders(self.orders)
         if not processed:
             self.log.info("Nothing to mark seen")
             return {"seen": 0, "left_unseen": [], "errors": []}
         client = self.hook.get_conn()
-        left_unseen = _edited_again(client, processed)
-        if left_unseen:
-            self.log.warning(
-                "%d order(s) were edited again after they were fetched; leaving them unseen so the newer edit is "
-                "delivered next run: %s",
-                len(left_unseen),
-                ", ".join(left_unseen[:50]),
-            )
-        skipped = set(left_unseen)
-        to_ack = [hash_id for hash_id in processed if hash_id not in skipped]
-        seen: list[str] = []
-        errors: list[str] = []
-        for i in range(0, len(to_ack), self.batch_size):
-            result = client.mark_orders_seen(to_ack[i : i + self.batch_size])
-            seen.extend(str(hash_id) for hash_id in result.saved)
-            errors.extend(str(error) for error in result.errors)
-        if errors:
-            raise ConsentioError(f"Consentio could not mark {len(errors)} order(s) seen:\n{listing(errors, 'orders')}")
-        self.log.info("Marked %d edited order(s) seen", len(seen))
-        return {"seen": len(seen), "left_unseen": left_unseen, "errors": errors}
+        left_unseen: list[str] = []
+
+        def leave_edited_again_unseen(versions: list[SeenOrder]) -> list[SeenOrder]:
+            left_unseen.extend(_edited_again(client, versions))
+            if left_unseen:
+                self.log.warning(
+                    "%s edited again after they were fetched; leaving them unseen so the newer edit is delivered "
+                    "next run: %s",
+                    plural(len(left_unseen), "order was", "orders were"),
+                    ", ".join(left_unseen[:50]),
+                )
+            return [version for version in versions if version.hash_id not in set(left_unseen)]
+
+        result = write_records(
+            processed,
+            source="orders",
+            what="edited orders to mark seen",
+            model=SeenOrder,
+            key_field="hash_id",
+            send=lambda versions: client.mark_orders_seen([version.hash_id for version in versions]),
+            policy=WritePolicy(self.batch_size),
+            log=self.log,
+            hold_back=leave_edited_again_unseen,
+        )
+        self.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
+        return {"seen": len(result.saved), "left_unseen": left_unseen, "errors": []}
 
 
-def _processed_versions(orders: Any) -> dict[str, str | None]:
-    """hash_id -> processed updated_at (None when only hash IDs were given)."""
+def _processed_orders(orders: Any) -> list[Any]:
+    """The processed orders as records for the write path: a hash ID becomes ``{"hash_id": ...}``."""
     if isinstance(orders, Mapping) and "orders" in orders:
         orders = orders["orders"]  # the summary of ConsentioEditedOrdersOperator, passed whole
-    versions: dict[str, str | None] = {}
-    for position, item in enumerate(as_list(orders, "orders"), start=1):
-        if isinstance(item, str) and item:
-            versions[item] = None
-        elif isinstance(item, Mapping) and isinstance(item.get("hash_id"), str) and item["hash_id"]:
-            versions[item["hash_id"]] = item.get("updated_at")
-        else:
-            raise ConsentioConfigError(f"orders item #{position} is neither a hash ID nor an object with a hash_id")
-    return versions
+    return [{"hash_id": item} if isinstance(item, str) else item for item in as_list(orders, "orders")]
 
 
-def _edited_again(client: ConsentioClient, processed: dict[str, str | None]) -> list[str]:
+def _edited_again(client: ConsentioClient, processed: Sequence[SeenOrder]) -> list[str]:
     """Hash IDs whose pending edit is newer than the version that was processed."""
-    known = [version for version in processed.values() if version]
+    known = [order.updated_at for order in processed if order.updated_at]
     if not known:
         return []
     since = min(parse_instant(version, "updated_at") for version in known)
-    current = {record.keys.hash_id: record.keys.updated_at for record in client.iter_edited_orders(since)}
+    current = {record.keys.hash_id: record.keys.updated_at for record in client.get_raw_edited_orders(since)}
     return [
-        hash_id
-        for hash_id, version in processed.items()
-        if version and hash_id in current and current[hash_id] != version
+        order.hash_id
+        for order in processed
+        if order.updated_at and order.hash_id in current and current[order.hash_id] != order.updated_at
     ]
 
 

@@ -66,13 +66,13 @@ def child_export(args: argparse.Namespace) -> dict[str, Any]:
     )
     client = operator.hook.get_conn()
     requested: list[tuple[str, str]] = []
-    iter_orders = client.iter_orders
+    get_raw_orders = client.get_raw_orders
 
-    def recording_iter_orders(lower: datetime, upper: datetime, **options: Any) -> Any:
+    def recording_get_raw_orders(lower: datetime, upper: datetime, **options: Any) -> Any:
         requested.append((lower.isoformat(), upper.isoformat()))
-        return iter_orders(lower, upper, **options)
+        return get_raw_orders(lower, upper, **options)
 
-    client.iter_orders = recording_iter_orders  # type: ignore[method-assign]
+    client.get_raw_orders = recording_get_raw_orders  # type: ignore[method-assign]
     started = time.perf_counter()
     summary = operator.execute({})  # the window is explicit; no Asset outlets, so no run context is needed
     seconds = time.perf_counter() - started
