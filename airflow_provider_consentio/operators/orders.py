@@ -13,6 +13,7 @@ from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioErr
 from airflow_provider_consentio.operators._common import (
     ON_INVALID_POLICIES,
     ConsentioOperator,
+    ProgressLog,
     WritePolicy,
     as_list,
     check_choice,
@@ -82,7 +83,9 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
     :param kind: ``sale`` (seller) or ``purchase`` (buyer).
     :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
     :param window_size: the longest sub-window fetched in one request.
-    :param max_orders_per_request: sub-windows shrink when an answer holds more orders than this.
+    :param max_orders_per_request: a sizing target, not a cap: sub-windows shrink after an answer held more orders
+        than this and grow while answers hold under half of it, so most answers hold about this many. One answer
+        can hold more (a burst of orders in one second cannot be split).
     :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
     :param lookback: the window used by ``empty_interval="lookback"``.
     :param consentio_conn_id: the Consentio connection.
@@ -138,24 +141,26 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             self.window_size,
         )
         exported = 0
-        began = time.monotonic()
+        progress = ProgressLog()
         with atomic_writer(path) as out:
-            previous: set[Any] = set()
+            # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
+            # returned at both edges is the only duplicate the API can produce.
+            written_last_window: set[Any] = set()
             for lower, upper in windows:
                 records = client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
                 windows.observed(len(records))
-                previous = _write_jsonl(records, out, previous)
-                exported += len(previous)
-                self.log.info(
-                    "Sub-window %d [%s, %s): %d orders; total %d (%.0f%% of the window, %.0f orders/s)",
-                    windows.count,
-                    lower.isoformat(),
-                    upper.isoformat(),
-                    len(previous),
-                    exported,
-                    100 * windows.progress(upper),
-                    exported / max(time.monotonic() - began, 1e-9),
-                )
+                written_last_window = _write_jsonl(records, out, written_last_window)
+                exported += len(written_last_window)
+                if progress.due(windows.progress(upper)):
+                    self.log.info(
+                        "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
+                        windows.count,
+                        lower.isoformat(),
+                        upper.isoformat(),
+                        plural(exported, "order"),
+                        100 * windows.progress(upper),
+                        progress.rate(exported),
+                    )
         summary = {
             "path": str(path),
             "count": exported,
@@ -165,7 +170,13 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             "window_end": end.isoformat(),
             "sub_windows": windows.count,
         }
-        self.log.info("Exported %d orders to %s in %.1fs", exported, path, time.monotonic() - began)
+        self.log.info(
+            "Exported %s to %s in %.1fs (%s)",
+            plural(exported, "order"),
+            path,
+            time.monotonic() - progress.started,
+            plural(windows.count, "sub-window"),
+        )
         self.record_asset_event(context, summary)
         return summary
 
@@ -304,7 +315,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
             "since": since.isoformat(),
             "orders": versions,
         }
-        self.log.info("%d edited orders since %s written to %s", len(versions), since.isoformat(), path)
+        self.log.info("%s since %s written to %s", plural(len(versions), "edited order"), since.isoformat(), path)
         self.record_asset_event(context, {k: v for k, v in summary.items() if k != "orders"})
         return summary
 
@@ -437,5 +448,5 @@ class ConsentioPrepareOrderOperator(ConsentioOperator):
                 f"{len(missing)} of {len(hash_ids)} orders to prepare do not exist in workspace "
                 f"{client.settings.workspace_id}:\n{listing(missing, 'orders')}"
             )
-        self.log.info("Marked %d order(s) prepared", len(prepared))
+        self.log.info("Marked %s prepared", plural(len(prepared), "order"))
         return {"prepared": prepared, "count": len(prepared)}

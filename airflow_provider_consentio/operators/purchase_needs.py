@@ -14,6 +14,7 @@ from airflow_provider_consentio.operators._common import (
     ConsentioOperator,
     WritePolicy,
     check_choice,
+    plural,
     write_records,
 )
 from airflow_provider_consentio.windows import parse_instant, resolve_window
@@ -194,6 +195,6 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
             "to_date": last.isoformat(),
             "status": self.status,
         }
-        self.log.info("Exported %d purchase needs to %s", count, path)
+        self.log.info("Exported %s to %s", plural(count, "purchase need"), path)
         self.record_asset_event(context, summary)
         return summary
