@@ -50,6 +50,27 @@ class ConsentioOperator(ConsentioHookOwner, BaseOperator):
                 context["outlet_events"][outlet].extra = extra
 
 
+class ConsentioWriteOperator(ConsentioOperator):
+    """Base of the operators that send records down the write path (:func:`write_records`)."""
+
+    def __init__(
+        self, *, batch_size: int, concurrency: int, on_invalid: str = "fail", max_rejected: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.on_invalid = on_invalid
+        self.max_rejected = max_rejected
+
+    def hook_options(self) -> dict[str, Any]:
+        return {"max_connections": max(10, self.concurrency)}
+
+    @property
+    def write_policy(self) -> WritePolicy:
+        return WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected)
+
+
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     if value not in choices:
         raise ConsentioConfigError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")

@@ -11,12 +11,11 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
 from airflow_provider_consentio.operators._common import (
-    ON_INVALID_POLICIES,
     ConsentioOperator,
+    ConsentioWriteOperator,
     ProgressLog,
     WritePolicy,
     as_list,
-    check_choice,
     listing,
     plural,
     write_records,
@@ -181,7 +180,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         return summary
 
 
-class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
+class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
     """Push ERP order references back to Consentio (external_id, external_status) and cancel orders.
 
     Input: ``references`` (a list of objects, e.g. an upstream task's XCom) or ``input_path`` (a .jsonl or .csv
@@ -215,18 +214,17 @@ class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        super().__init__(
+            batch_size=batch_size,
+            concurrency=concurrency,
+            on_invalid=on_invalid,
+            max_rejected=max_rejected,
+            consentio_conn_id=consentio_conn_id,
+            **kwargs,
+        )
         self.references = references
         self.input_path = input_path
         self.column_map = column_map
-        self.batch_size = batch_size
-        self.concurrency = concurrency
-        self.on_invalid = on_invalid
-        self.max_rejected = max_rejected
-
-    def hook_options(self) -> dict[str, Any]:
-        return {"max_connections": max(10, self.concurrency)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.models import ExternalReference
@@ -245,7 +243,7 @@ class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
             model=ExternalReference,
             key_field="hash_id",
             send=self.hook.get_conn().update_external_references,
-            policy=WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected),
+            policy=self.write_policy,
             log=self.log,
         )
         return {

@@ -10,10 +10,8 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.operators._common import (
-    ON_INVALID_POLICIES,
     ConsentioOperator,
-    WritePolicy,
-    check_choice,
+    ConsentioWriteOperator,
     plural,
     write_records,
 )
@@ -33,7 +31,7 @@ def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     )
 
 
-class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
+class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
     """Create or update purchase needs, idempotently by ``code``.
 
     Input, exactly one of: ``needs`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
@@ -76,8 +74,14 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [purchase_needs_asset(consentio_conn_id)])
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        super().__init__(
+            batch_size=batch_size,
+            concurrency=concurrency,
+            on_invalid=on_invalid,
+            max_rejected=max_rejected,
+            consentio_conn_id=consentio_conn_id,
+            **kwargs,
+        )
         self.needs = needs
         self.input_path = input_path
         self.sql = sql
@@ -85,13 +89,6 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
         self.sql_parameters = sql_parameters
         self.column_map = column_map
         self.csv_delimiter = csv_delimiter
-        self.batch_size = batch_size
-        self.concurrency = concurrency
-        self.on_invalid = on_invalid
-        self.max_rejected = max_rejected
-
-    def hook_options(self) -> dict[str, Any]:
-        return {"max_connections": max(10, self.concurrency)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.models import PurchaseNeed, saved_was_created
@@ -115,7 +112,7 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
             model=PurchaseNeed,
             key_field="code",
             send=self.hook.get_conn().upsert_purchase_needs,
-            policy=WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected),
+            policy=self.write_policy,
             log=self.log,
         )
         created = sum(1 for record in result.saved if saved_was_created(record))
