@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioValidationError
-from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
+from airflow_provider_consentio.hook_owner import ConsentioHookOwner
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

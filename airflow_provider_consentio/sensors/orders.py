@@ -10,7 +10,7 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_consentio.errors import ConsentioError
-from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
+from airflow_provider_consentio.hook_owner import ConsentioHookOwner
 from airflow_provider_consentio.watches import OrdersWatch
 
 if TYPE_CHECKING:
