@@ -54,7 +54,6 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_sandbox_rate.py
 	$(BIN)/python tests/benchmarks/bench_export.py
 	$(BIN)/python tests/benchmarks/bench_purchase_needs.py
-	$(BIN)/python tests/benchmarks/bench_dag_parse.py
 
 clean:
 	rm -rf $(VENV) .demo .airflow .pytest_cache .mypy_cache .ruff_cache

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import pendulum
 
 from airflow_provider_consentio.errors import ConsentioConfigError
 
-EmptyIntervalPolicy = Literal["fail", "lookback"]
 EMPTY_INTERVAL_POLICIES = ("fail", "lookback")
 
 
@@ -86,21 +85,6 @@ def resolve_window(
             )
         window_start = window_end - lookback
     return window_start, window_end
-
-
-def split_window(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """Consecutive half-open sub-windows of at most ``size`` covering [start, end) exactly once."""
-    if size <= timedelta(0):
-        raise ConsentioConfigError(f"window_size must be positive, got {size}")
-    cursor = start
-    while cursor < end:
-        upper = min(cursor + size, end)
-        yield cursor, upper
-        cursor = upper
-
-
-def count_windows(start: datetime, end: datetime, size: timedelta) -> int:
-    return sum(1 for _ in split_window(start, end, size))
 
 
 class AdaptiveWindows:

@@ -11,10 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-# The dag-processor pre-imports the airflow.* modules a DAG file names, once, in its long-lived manager; naming
-# the modules behind @task there spares every parse ~10 ms of importing them (tests/benchmarks/bench_dag_parse.py).
-import airflow.providers.standard.decorators.python
-import airflow.sdk.definitions.decorators  # noqa: F401
 import pendulum
 from airflow.sdk import dag, task
 

@@ -7,17 +7,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioValidationError
+from airflow_provider_consentio.hook_owner import ConsentioHookOwner
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from airflow_provider_consentio.hooks.consentio import ConsentioHook
     from airflow_provider_consentio.models import BatchResult, RecordError
 
 ON_INVALID_POLICIES = ("fail", "skip")
@@ -35,21 +34,12 @@ class Logger(Protocol):
     def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
 
 
-class ConsentioOperator(BaseOperator):
+class ConsentioOperator(ConsentioHookOwner, BaseOperator):
     """Base of the Consentio operators: owns the connection ID and the hook."""
 
     def __init__(self, *, consentio_conn_id: str = "consentio_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.consentio_conn_id = consentio_conn_id
-
-    @cached_property
-    def hook(self) -> ConsentioHook:
-        from airflow_provider_consentio.hooks.consentio import ConsentioHook
-
-        return ConsentioHook(self.consentio_conn_id, **self.hook_options())
-
-    def hook_options(self) -> dict[str, Any]:
-        return {}
 
     def record_asset_event(self, context: Mapping[str, Any], extra: dict[str, Any]) -> None:
         """Attach the run's facts (workspace, path, count, window) to the event of every Asset this task produces."""
@@ -61,6 +51,27 @@ class ConsentioOperator(BaseOperator):
                     "workspace_id": self.hook.get_conn().settings.workspace_id,
                     **extra,
                 }
+
+
+class ConsentioWriteOperator(ConsentioOperator):
+    """Base of the operators that send records down the write path (:func:`write_records`)."""
+
+    def __init__(
+        self, *, batch_size: int, concurrency: int, on_invalid: str = "fail", max_rejected: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.on_invalid = on_invalid
+        self.max_rejected = max_rejected
+
+    def hook_options(self) -> dict[str, Any]:
+        return {"max_connections": max(10, self.concurrency)}
+
+    @property
+    def write_policy(self) -> WritePolicy:
+        return WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -76,6 +87,160 @@ def listing(items: Sequence[Any], what: str) -> str:
     return "\n".join(lines)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 order``, ``2 orders``: counts in log lines read as a person would write them."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+class ProgressLog:
+    """When a long operation logs its progress: every ``every_seconds`` or each ``step`` share of the work done.
+
+    One line per unit is fine for 27 sub-windows and noise for 500; the final summary is the caller's to log.
+    """
+
+    def __init__(self, every_seconds: float = 5.0, step: float = 0.1) -> None:
+        self.every_seconds, self.step = every_seconds, step
+        self.started = self._last_time = time.monotonic()
+        self._last_share = 0.0
+
+    def due(self, share_done: float) -> bool:
+        """Whether to log now, ``share_done`` (0..1) of the work being done; a True answer restarts both clocks."""
+        now = time.monotonic()
+        waited_long = now - self._last_time >= self.every_seconds
+        if share_done >= 1.0 or waited_long or share_done - self._last_share >= self.step:
+            self._last_time, self._last_share = now, share_done
+            return True
+        return False
+
+    def rate(self, done: float) -> float:
+        """``done`` per second since the start."""
+        return done / max(time.monotonic() - self.started, 1e-9)
+
+
+# --- the write path every write operator takes ---------------------------------------------------------------------
+#
+# load -> keep the latest record per key (logged) -> validate -> send in batches with concurrency -> attribute the
+# API's per-record rejections to keys -> apply max_rejected -> summary. Deduplicating BEFORE validation matters: after
+# it, an earlier valid version would be sent when the last one is invalid and skipped, i.e. data the source itself
+# has replaced.
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How a write operator sends: batch size, concurrency, what to do with invalid records and API rejections."""
+
+    batch_size: int
+    concurrency: int = 1
+    on_invalid: str = "fail"
+    max_rejected: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("on_invalid", self.on_invalid, ON_INVALID_POLICIES)
+        if self.batch_size < 1 or self.concurrency < 1:
+            raise ConsentioConfigError(
+                f"batch_size and concurrency must be at least 1 (got {self.batch_size}, {self.concurrency})"
+            )
+        if self.max_rejected < 0:
+            raise ConsentioConfigError(f"max_rejected must not be negative, got {self.max_rejected}")
+
+
+@dataclass
+class WriteResult:
+    """What the write path did; ``rejected`` holds the API's per-record rejections, each attributed to its key."""
+
+    source: str
+    read: int
+    sent: list[Any]
+    invalid: list[str]
+    saved: list[Any]
+    rejected: list[RecordError]
+    batches: int
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "read": self.read,
+            "submitted": len(self.sent),
+            "rejected_count": len(self.rejected),
+            "invalid_count": len(self.invalid),
+            "batches": self.batches,
+        }
+
+
+def write_records(
+    records: Sequence[Any],
+    *,
+    source: str,
+    what: str,
+    model: type[BaseModel],
+    key_field: str,
+    send: Callable[[Sequence[Any]], BatchResult],
+    policy: WritePolicy,
+    log: Logger,
+    hold_back: Callable[[list[Any]], list[Any]] | None = None,
+) -> WriteResult:
+    """Take loaded ``records`` down the write path (see above) and return what happened.
+
+    :param what: the records' name in messages, plural (``"purchase needs"``).
+    :param send: sends one batch of validated models; its per-record errors are collected, not raised.
+    :param hold_back: given the validated models, returns those to send (e.g. leaves out orders edited again).
+    :raises ConsentioValidationError: invalid records with ``on_invalid="fail"``; nothing was sent.
+    :raises ConsentioError: more API rejections than ``max_rejected``, or batches that failed after retries.
+    """
+    latest = latest_per_key(records, key_field, log)
+    valid, invalid = validate_input(
+        model, latest, key_field, on_invalid=policy.on_invalid, source=source, total=len(records), log=log
+    )
+    if hold_back is not None:
+        valid = hold_back(valid)
+    log.info("Sending %d %s from %s", len(valid), what, source)
+    outcome = send_batches(
+        valid, send, batch_size=policy.batch_size, concurrency=policy.concurrency, key_field=key_field, log=log
+    )
+    rejected = attribute_rejections(outcome.rejected, {getattr(item, key_field) for item in valid})
+    if len(rejected) > policy.max_rejected:
+        raise ConsentioError(
+            f"Consentio rejected {len(rejected)} of {len(valid)} {what} (max_rejected={policy.max_rejected}); "
+            f"the other {len(outcome.saved)} were saved:\n"
+            + listing([f"{error.key or '?'}: {error.reason}" for error in rejected], "records")
+        )
+    result = WriteResult(source, len(records), valid, invalid, outcome.saved, rejected, outcome.batches)
+    log.info("%s: %s", what.capitalize(), result.counts())
+    return result
+
+
+def latest_per_key(records: Sequence[Any], key_field: str, log: Logger) -> list[Any]:
+    """The last occurrence of each key, the earlier ones dropped (logged), survivors where they last occurred.
+
+    Records without a usable (string) key are kept for validation to report.
+    """
+    last: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for position, record in enumerate(records):
+        key = _key_of(record, key_field)
+        if key is not None:
+            last[key] = position
+            counts[key] = counts.get(key, 0) + 1
+    repeated = {key: count for key, count in counts.items() if count > 1}
+    if not repeated:
+        return list(records)
+    shown = ", ".join(f"{key} (x{count})" for key, count in list(repeated.items())[:20])
+    log.warning(
+        "%d %s value(s) occur more than once in the input; the last occurrence of each is sent: %s%s",
+        len(repeated),
+        key_field,
+        shown,
+        " ..." if len(repeated) > 20 else "",
+    )
+    keep = set(last.values())
+    return [record for position, record in enumerate(records) if position in keep or _key_of(record, key_field) is None]
+
+
+def _key_of(record: Any, key_field: str) -> str | None:
+    key = record.get(key_field) if isinstance(record, Mapping) else None
+    return key if isinstance(key, str) else None
+
+
 def validate_input(
     model: type[BaseModel],
     records: Sequence[Any],
@@ -83,49 +248,47 @@ def validate_input(
     *,
     on_invalid: str,
     source: str,
+    total: int,
     log: Logger,
 ) -> tuple[list[Any], list[str]]:
-    """Validate every record before anything is sent, then drop duplicate keys (the last occurrence wins).
+    """Validate every record before anything is sent; return the valid models and one line per invalid record.
 
-    Returns the records to send and one problem line per invalid record. With ``on_invalid="fail"`` any invalid
-    record raises :class:`ConsentioValidationError` listing all of them.
+    With ``on_invalid="fail"`` any invalid record raises :class:`ConsentioValidationError` listing all of them.
     """
     from airflow_provider_consentio.models import validate_records
 
     valid, problems = validate_records(model, records, key_field, source="record")
     problem_lines = [str(problem) for problem in problems]
     if problems:
-        message = (
-            f"{len(problems)} of {len(records)} records from {source} are invalid:\n{listing(problem_lines, 'records')}"
-        )
+        message = f"{len(problems)} of {total} records from {source} are invalid:\n{listing(problem_lines, 'records')}"
         if on_invalid == "fail":
             raise ConsentioValidationError(
                 f"{message}\nNothing was sent. Fix them, or set on_invalid='skip' to send the valid ones.",
                 problem_lines,
             )
         log.warning("%s\nSending the %d valid records (on_invalid='skip').", message, len(valid))
-    return last_wins(valid, key_field, log), problem_lines
+    return valid, problem_lines
 
 
-def last_wins(items: list[Any], key_field: str, log: Logger) -> list[Any]:
-    latest: dict[Any, Any] = {}
-    repeated: dict[Any, int] = {}
-    for item in items:
-        key = getattr(item, key_field)
-        if key in latest:
-            repeated[key] = repeated.get(key, 1) + 1
-            del latest[key]  # keep the surviving record at the position of its last occurrence
-        latest[key] = item
-    if repeated:
-        shown = ", ".join(f"{key} (x{count})" for key, count in list(repeated.items())[:20])
-        log.warning(
-            "%d %s value(s) occur more than once in the input; the last occurrence of each is sent: %s%s",
-            len(repeated),
-            key_field,
-            shown,
-            " ..." if len(repeated) > 20 else "",
-        )
-    return list(latest.values())
+def attribute_rejections(errors: Sequence[RecordError], keys: set[str]) -> list[RecordError]:
+    """Each API rejection with its key matched against the keys sent.
+
+    The API words a rejection "<key>: <reason>" and a key may itself hold spaces or ": ", so splitting at the
+    first ": " would lose or truncate it; the longest sent key the message starts with is the one meant.
+    """
+    from airflow_provider_consentio.models import RecordError
+
+    attributed = []
+    for error in errors:
+        message = str(error)
+        key, reason = error.key, error.reason
+        position = message.find(": ")
+        while position != -1:
+            if message[:position] in keys:
+                key, reason = message[:position], message[position + 2 :]
+            position = message.find(": ", position + 1)
+        attributed.append(RecordError(key, reason))
+    return attributed
 
 
 @dataclass
@@ -149,12 +312,10 @@ def send_batches(
     Every batch is attempted even if one fails, so one bad batch does not hide the state of the others; then the
     first failure is raised with the keys of every failed batch.
     """
-    if batch_size < 1 or concurrency < 1:
-        raise ConsentioConfigError(f"batch_size and concurrency must be at least 1 (got {batch_size}, {concurrency})")
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     outcome = BatchOutcome(batches=len(batches))
     failures: list[tuple[Sequence[T], ConsentioError]] = []
-    started = time.monotonic()
+    progress = ProgressLog()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="consentio-batch") as pool:
         futures = {pool.submit(send, batch): batch for batch in batches}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -166,16 +327,15 @@ def send_batches(
                 continue
             outcome.saved.extend(result.saved)
             outcome.rejected.extend(result.errors)
-            if done == len(batches) or done % max(1, len(batches) // 20) == 0:
-                elapsed = max(time.monotonic() - started, 1e-9)
+            if progress.due(done / len(batches)):
                 sent = min(done * batch_size, len(items))
                 log.info(
-                    "Batch %d/%d done: %d records sent, %d rejected so far (%.0f records/s)",
+                    "Batch %d/%d done: %s sent, %d rejected so far (%.0f records/s)",
                     done,
                     len(batches),
-                    sent,
+                    plural(sent, "record"),
                     len(outcome.rejected),
-                    sent / elapsed,
+                    progress.rate(sent),
                 )
     if failures:
         described = [

@@ -12,13 +12,14 @@ from airflow.sdk import Asset
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
 from airflow_provider_consentio.operators._common import (
-    ON_INVALID_POLICIES,
     ConsentioOperator,
+    ConsentioWriteOperator,
+    ProgressLog,
+    WritePolicy,
     as_list,
-    check_choice,
     listing,
-    send_batches,
-    validate_input,
+    plural,
+    write_records,
 )
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_consentio.client import ConsentioClient
-    from airflow_provider_consentio.models import RawRecord
+    from airflow_provider_consentio.models import RawRecord, SeenOrder
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -78,7 +79,9 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
     :param kind: ``sale`` (seller) or ``purchase`` (buyer).
     :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
     :param window_size: the longest sub-window fetched in one request.
-    :param max_orders_per_request: sub-windows shrink when an answer holds more orders than this.
+    :param max_orders_per_request: a sizing target, not a cap: sub-windows shrink after an answer held more orders
+        than this and grow while answers hold under half of it, so most answers hold about this many. One answer
+        can hold more (a burst of orders in one second cannot be split).
     :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
     :param lookback: the window used by ``empty_interval="lookback"``.
     :param consentio_conn_id: the Consentio connection.
@@ -134,24 +137,26 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             self.window_size,
         )
         exported = 0
-        began = time.monotonic()
+        progress = ProgressLog()
         with atomic_writer(path) as out:
-            previous: set[Any] = set()
+            # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
+            # returned at both edges is the only duplicate the API can produce.
+            written_last_window: set[Any] = set()
             for lower, upper in windows:
-                records = list(client.iter_orders(lower, upper, kind=self.kind, statuses=statuses))
+                records = client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
                 windows.observed(len(records))
-                previous = _write_jsonl(records, out, previous)
-                exported += len(previous)
-                self.log.info(
-                    "Sub-window %d [%s, %s): %d orders; total %d (%.0f%% of the window, %.0f orders/s)",
-                    windows.count,
-                    lower.isoformat(),
-                    upper.isoformat(),
-                    len(previous),
-                    exported,
-                    100 * windows.progress(upper),
-                    exported / max(time.monotonic() - began, 1e-9),
-                )
+                written_last_window = _write_jsonl(records, out, written_last_window)
+                exported += len(written_last_window)
+                if progress.due(windows.progress(upper)):
+                    self.log.info(
+                        "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
+                        windows.count,
+                        lower.isoformat(),
+                        upper.isoformat(),
+                        plural(exported, "order"),
+                        100 * windows.progress(upper),
+                        progress.rate(exported),
+                    )
         if not exported:
             # Said loudly: an empty export is how a wrong logical date or a wrong workspace shows.
             self.log.warning(
@@ -172,12 +177,18 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             "window_end": end.isoformat(),
             "sub_windows": windows.count,
         }
-        self.log.info("Exported %d orders to %s in %.1fs", exported, path, time.monotonic() - began)
+        self.log.info(
+            "Exported %s to %s in %.1fs (%s)",
+            plural(exported, "order"),
+            path,
+            time.monotonic() - progress.started,
+            plural(windows.count, "sub-window"),
+        )
         self.record_asset_event(context, summary)
         return summary
 
 
-class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
+class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
     """Push ERP order references back to Consentio (external_id, external_status) and cancel orders.
 
     Input: ``references`` (a list of objects, e.g. an upstream task's XCom) or ``input_path`` (a .jsonl or .csv
@@ -211,63 +222,45 @@ class ConsentioSyncExternalOrdersOperator(ConsentioOperator):
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        super().__init__(
+            batch_size=batch_size,
+            concurrency=concurrency,
+            on_invalid=on_invalid,
+            max_rejected=max_rejected,
+            consentio_conn_id=consentio_conn_id,
+            **kwargs,
+        )
         self.references = references
         self.input_path = input_path
         self.column_map = column_map
-        self.batch_size = batch_size
-        self.concurrency = concurrency
-        self.on_invalid = on_invalid
-        self.max_rejected = max_rejected
-
-    def hook_options(self) -> dict[str, Any]:
-        return {"max_connections": max(10, self.concurrency)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.models import ExternalReference
         from airflow_provider_consentio.records import load_records
 
-        if self.references is not None and not self.references and not self.input_path:
-            self.log.info("No references to sync (the input list is empty)")
-            return {"source": "records", "submitted": 0, "updated": 0, "rejected": [], "invalid": []}
         raw, source = load_records(
             records=self.references,
             input_path=self.input_path,
             column_map=self.column_map,
             required_fields=("hash_id",),
         )
-        references, invalid = validate_input(
-            ExternalReference, raw, "hash_id", on_invalid=self.on_invalid, source=source, log=self.log
-        )
-        client = self.hook.get_conn()
-        self.log.info("Syncing %d external references from %s", len(references), source)
-        outcome = send_batches(
-            references,
-            client.update_external_references,
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
+        result = write_records(
+            raw,
+            source=source,
+            what="external references",
+            model=ExternalReference,
             key_field="hash_id",
+            send=self.hook.get_conn().update_external_references,
+            policy=self.write_policy,
             log=self.log,
         )
-        rejected = [str(error) for error in outcome.rejected]
-        summary = {
-            "source": source,
-            "submitted": len(references),
-            "updated": len(outcome.saved),
-            "rejected": rejected[:1000],
-            "rejected_count": len(rejected),
-            "invalid": invalid[:1000],
-            "invalid_count": len(invalid),
-            "canceled": sum(1 for ref in references if ref.cancel),
+        return {
+            **result.counts(),
+            "updated": len(result.saved),
+            "rejected": [str(error) for error in result.rejected[:1000]],
+            "invalid": result.invalid[:1000],
+            "canceled": sum(1 for reference in result.sent if reference.cancel),
         }
-        if len(rejected) > self.max_rejected:
-            raise ConsentioError(
-                f"Consentio rejected {len(rejected)} of {len(references)} external references "
-                f"(max_rejected={self.max_rejected}):\n{listing(rejected, 'orders')}"
-            )
-        self.log.info("External references: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
-        return summary
 
 
 class ConsentioEditedOrdersOperator(ConsentioOperator):
@@ -320,7 +313,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         client = self.hook.get_conn()
         versions: list[dict[str, Any]] = []
         with atomic_writer(path) as out:
-            records = _remember_versions(client.iter_edited_orders(since), versions)
+            records = _remember_versions(client.get_raw_edited_orders(since), versions)
             _write_jsonl(records, out, set())
         summary = {
             "path": str(path),
@@ -328,7 +321,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
             "since": since.isoformat(),
             "orders": versions,
         }
-        self.log.info("%d edited orders since %s written to %s", len(versions), since.isoformat(), path)
+        self.log.info("%s since %s written to %s", plural(len(versions), "edited order"), since.isoformat(), path)
         self.record_asset_event(context, {k: v for k, v in summary.items() if k != "orders"})
         return summary
 
@@ -366,59 +359,59 @@ class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
         self.batch_size = batch_size
 
     def execute(self, context: Context) -> dict[str, Any]:
-        processed = _processed_versions(self.orders)
+        from airflow_provider_consentio.models import SeenOrder
+
+        processed = _processed_orders(self.orders)
         if not processed:
             self.log.info("Nothing to mark seen")
             return {"seen": 0, "left_unseen": [], "errors": []}
         client = self.hook.get_conn()
-        left_unseen = _edited_again(client, processed)
-        if left_unseen:
-            self.log.warning(
-                "%d order(s) were edited again after they were fetched; leaving them unseen so the newer edit is "
-                "delivered next run: %s",
-                len(left_unseen),
-                ", ".join(left_unseen[:50]),
-            )
-        skipped = set(left_unseen)
-        to_ack = [hash_id for hash_id in processed if hash_id not in skipped]
-        seen: list[str] = []
-        errors: list[str] = []
-        for i in range(0, len(to_ack), self.batch_size):
-            result = client.mark_orders_seen(to_ack[i : i + self.batch_size])
-            seen.extend(str(hash_id) for hash_id in result.saved)
-            errors.extend(str(error) for error in result.errors)
-        if errors:
-            raise ConsentioError(f"Consentio could not mark {len(errors)} order(s) seen:\n{listing(errors, 'orders')}")
-        self.log.info("Marked %d edited order(s) seen", len(seen))
-        return {"seen": len(seen), "left_unseen": left_unseen, "errors": errors}
+        left_unseen: list[str] = []
+
+        def leave_edited_again_unseen(versions: list[SeenOrder]) -> list[SeenOrder]:
+            left_unseen.extend(_edited_again(client, versions))
+            if left_unseen:
+                self.log.warning(
+                    "%s edited again after they were fetched; leaving them unseen so the newer edit is delivered "
+                    "next run: %s",
+                    plural(len(left_unseen), "order was", "orders were"),
+                    ", ".join(left_unseen[:50]),
+                )
+            return [version for version in versions if version.hash_id not in set(left_unseen)]
+
+        result = write_records(
+            processed,
+            source="orders",
+            what="edited orders to mark seen",
+            model=SeenOrder,
+            key_field="hash_id",
+            send=lambda versions: client.mark_orders_seen([version.hash_id for version in versions]),
+            policy=WritePolicy(self.batch_size),
+            log=self.log,
+            hold_back=leave_edited_again_unseen,
+        )
+        self.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
+        return {"seen": len(result.saved), "left_unseen": left_unseen, "errors": []}
 
 
-def _processed_versions(orders: Any) -> dict[str, str | None]:
-    """hash_id -> processed updated_at (None when only hash IDs were given)."""
+def _processed_orders(orders: Any) -> list[Any]:
+    """The processed orders as records for the write path: a hash ID becomes ``{"hash_id": ...}``."""
     if isinstance(orders, Mapping) and "orders" in orders:
         orders = orders["orders"]  # the summary of ConsentioEditedOrdersOperator, passed whole
-    versions: dict[str, str | None] = {}
-    for position, item in enumerate(as_list(orders, "orders"), start=1):
-        if isinstance(item, str) and item:
-            versions[item] = None
-        elif isinstance(item, Mapping) and isinstance(item.get("hash_id"), str) and item["hash_id"]:
-            versions[item["hash_id"]] = item.get("updated_at")
-        else:
-            raise ConsentioConfigError(f"orders item #{position} is neither a hash ID nor an object with a hash_id")
-    return versions
+    return [{"hash_id": item} if isinstance(item, str) else item for item in as_list(orders, "orders")]
 
 
-def _edited_again(client: ConsentioClient, processed: dict[str, str | None]) -> list[str]:
+def _edited_again(client: ConsentioClient, processed: Sequence[SeenOrder]) -> list[str]:
     """Hash IDs whose pending edit is newer than the version that was processed."""
-    known = [version for version in processed.values() if version]
+    known = [order.updated_at for order in processed if order.updated_at]
     if not known:
         return []
     since = min(parse_instant(version, "updated_at") for version in known)
-    current = {record.keys.hash_id: record.keys.updated_at for record in client.iter_edited_orders(since)}
+    current = {record.keys.hash_id: record.keys.updated_at for record in client.get_raw_edited_orders(since)}
     return [
-        hash_id
-        for hash_id, version in processed.items()
-        if version and hash_id in current and current[hash_id] != version
+        order.hash_id
+        for order in processed
+        if order.updated_at and order.hash_id in current and current[order.hash_id] != order.updated_at
     ]
 
 
@@ -461,5 +454,5 @@ class ConsentioPrepareOrderOperator(ConsentioOperator):
                 f"{len(missing)} of {len(hash_ids)} orders to prepare do not exist in workspace "
                 f"{client.settings.workspace_id}:\n{listing(missing, 'orders')}"
             )
-        self.log.info("Marked %d order(s) prepared", len(prepared))
+        self.log.info("Marked %s prepared", plural(len(prepared), "order"))
         return {"prepared": prepared, "count": len(prepared)}

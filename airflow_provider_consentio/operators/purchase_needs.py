@@ -9,84 +9,28 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
+from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.operators._common import (
-    ON_INVALID_POLICIES,
     ConsentioOperator,
-    Logger,
-    check_choice,
-    listing,
-    send_batches,
-    validate_input,
+    ConsentioWriteOperator,
+    plural,
+    write_records,
 )
 from airflow_provider_consentio.windows import parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.models import RecordError
-
 # Chosen from tests/benchmarks/bench_purchase_needs.py: within a few percent of the fastest setting measured.
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
-
-
-def latest_per_code(records: Sequence[Any], log: Logger) -> list[Any]:
-    """The last occurrence of each code, the earlier ones dropped, BEFORE validation.
-
-    Deduplicating after validation would let an earlier valid version through when the last one is invalid and
-    skipped, sending data the source itself has replaced. Records without a usable code are kept for validation
-    to report.
-    """
-    last: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    for position, record in enumerate(records):
-        code = record.get("code") if isinstance(record, Mapping) else None
-        if isinstance(code, str):
-            last[code] = position
-            counts[code] = counts.get(code, 0) + 1
-    repeated = {code: count for code, count in counts.items() if count > 1}
-    if not repeated:
-        return list(records)
-    shown = ", ".join(f"{code} (x{count})" for code, count in list(repeated.items())[:20])
-    log.warning(
-        "%d code value(s) occur more than once in the input; the last occurrence of each is sent: %s%s",
-        len(repeated),
-        shown,
-        " ..." if len(repeated) > 20 else "",
-    )
-    keep = set(last.values())
-    return [
-        record
-        for position, record in enumerate(records)
-        if position in keep or not (isinstance(record, Mapping) and isinstance(record.get("code"), str))
-    ]
-
-
-def attribute_rejections(errors: Sequence[RecordError], codes: set[str]) -> list[dict[str, Any]]:
-    """Each API rejection as {code, reason}, its code matched against the codes sent.
-
-    The API words a rejection "<code>: <reason>" and a code may itself hold spaces or ": ", so splitting at the
-    first ": " would lose or truncate it; the longest sent code the message starts with is the one meant.
-    """
-    attributed = []
-    for error in errors:
-        message = str(error)
-        code, reason = error.key, error.reason
-        position = message.find(": ")
-        while position != -1:
-            if message[:position] in codes:
-                code, reason = message[:position], message[position + 2 :]
-            position = message.find(": ", position + 1)
-        attributed.append({"code": code, "reason": reason})
-    return attributed
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_purchase_needs__{consentio_conn_id}", consentio_conn_id, "purchase-needs")
 
 
-class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
+class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
     """Create or update purchase needs, idempotently by ``code``.
 
     Input, exactly one of: ``needs`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
@@ -129,8 +73,14 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [purchase_needs_asset(consentio_conn_id)])
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        check_choice("on_invalid", on_invalid, ON_INVALID_POLICIES)
+        super().__init__(
+            batch_size=batch_size,
+            concurrency=concurrency,
+            on_invalid=on_invalid,
+            max_rejected=max_rejected,
+            consentio_conn_id=consentio_conn_id,
+            **kwargs,
+        )
         self.needs = needs
         self.input_path = input_path
         self.sql = sql
@@ -138,13 +88,6 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
         self.sql_parameters = sql_parameters
         self.column_map = column_map
         self.csv_delimiter = csv_delimiter
-        self.batch_size = batch_size
-        self.concurrency = concurrency
-        self.on_invalid = on_invalid
-        self.max_rejected = max_rejected
-
-    def hook_options(self) -> dict[str, Any]:
-        return {"max_connections": max(10, self.concurrency)}
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.models import PurchaseNeed, saved_was_created
@@ -161,46 +104,25 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioOperator):
             required_fields=required,
             csv_delimiter=self.csv_delimiter,
         )
-        needs, invalid = validate_input(
-            PurchaseNeed,
-            latest_per_code(raw, self.log),
-            "code",
-            on_invalid=self.on_invalid,
+        result = write_records(
+            raw,
             source=source,
-            log=self.log,
-        )
-        self.log.info("Upserting %d purchase needs from %s", len(needs), source)
-        outcome = send_batches(
-            needs,
-            self.hook.get_conn().upsert_purchase_needs,
-            batch_size=self.batch_size,
-            concurrency=self.concurrency,
+            what="purchase needs",
+            model=PurchaseNeed,
             key_field="code",
+            send=self.hook.get_conn().upsert_purchase_needs,
+            policy=self.write_policy,
             log=self.log,
         )
-        created = sum(1 for record in outcome.saved if saved_was_created(record))
-        rejected = attribute_rejections(outcome.rejected, {need.code for need in needs})
+        created = sum(1 for record in result.saved if saved_was_created(record))
         summary = {
-            "source": source,
-            "read": len(raw),
-            "submitted": len(needs),
+            **result.counts(),
             "created": created,
-            "updated": len(outcome.saved) - created,
-            "rejected_count": len(rejected),
-            "rejected": rejected[:1000],
-            "invalid_count": len(invalid),
-            "invalid": invalid[:1000],
-            "batches": outcome.batches,
+            "updated": len(result.saved) - created,
+            "rejected": [{"code": error.key, "reason": error.reason} for error in result.rejected[:1000]],
+            "invalid": result.invalid[:1000],
         }
-        self.log.info("Purchase needs: %s", {k: v for k, v in summary.items() if not isinstance(v, list)})
         self.record_asset_event(context, {k: v for k, v in summary.items() if not isinstance(v, list)})
-        if len(rejected) > self.max_rejected:
-            lines = [f"{r['code'] or '?'}: {r['reason']}" for r in rejected]
-            raise ConsentioError(
-                f"Consentio rejected {len(rejected)} of {len(needs)} purchase needs "
-                f"(max_rejected={self.max_rejected}); the other {len(outcome.saved)} were saved:\n"
-                + listing(lines, "records")
-            )
         return summary
 
 
@@ -258,7 +180,7 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         path = as_storage_path(self.output_path)
         count = 0
         with atomic_writer(path) as out:
-            for record in self.hook.get_conn().iter_purchase_needs(first, last, status=self.status):
+            for record in self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status):
                 out.write(record.raw)
                 out.write(b"\n")
                 count += 1
@@ -269,6 +191,6 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
             "to_date": last.isoformat(),
             "status": self.status,
         }
-        self.log.info("Exported %d purchase needs to %s", count, path)
+        self.log.info("Exported %s to %s", plural(count, "purchase need"), path)
         self.record_asset_event(context, summary)
         return summary

@@ -1,4 +1,4 @@
-"""The sandbox's HTTP API: the emulated Consentio Partner API under /v2/partner, and an admin API under /_sandbox.
+"""The sandbox's HTTP API: the emulated Consentio Partner API under /v2/partner (the admin API is in admin.py).
 
 Wire ASSUMPTIONS (where Consentio's docs are silent), in one place:
 * Errors: ``{"error": "<code>", "message": "..."}`` for every 4xx/5xx; request-validation problems are 400.
@@ -41,7 +41,6 @@ from airflow_provider_consentio.sandbox.state import (
 from airflow_provider_consentio.sandbox.wire import decode, encode
 
 PARTNER = "/v2/partner"
-ADMIN = "/_sandbox"
 TEMPLATE_METHODS = ["default_csv", "default_json", "sap_idoc"]
 
 
@@ -78,11 +77,11 @@ class Sandbox:
         }
 
 
-def _json(body: bytes, status: int = 200) -> Response:
+def json_response(body: bytes, status: int = 200) -> Response:
     return Response(content=body, status_code=status, media_type="application/json")
 
 
-def _orders_body(orders: list[StoredOrder]) -> bytes:
+def orders_body(orders: list[StoredOrder]) -> bytes:
     return b"[" + b",".join(order.json for order in orders) + b"]"
 
 
@@ -91,7 +90,7 @@ def _is_number(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _instant(value: str, name: str) -> datetime:
+def instant(value: str, name: str) -> datetime:
     try:
         return parse_rfc3339(value)
     except ValueError:
@@ -177,7 +176,7 @@ def create_app(sandbox: Sandbox) -> Any:
 
     @app.get(f"{PARTNER}/export/template/methods", tags=["public"])
     async def template_methods() -> Response:
-        return _json(json.dumps(TEMPLATE_METHODS).encode())
+        return json_response(json.dumps(TEMPLATE_METHODS).encode())
 
     @app.post(f"{PARTNER}/{{ws}}/login", tags=["auth"])
     async def login(ws: str, request: Request) -> Response:
@@ -194,7 +193,7 @@ def create_app(sandbox: Sandbox) -> Any:
         tokens = sandbox.issuer.issue(int(ws), state.token_ttl)
         name = "Sandbox Fresh Foods" if int(ws) == sandbox.config.workspace_id else "Other Workspace"
         tokens["workspace"] = {"id": int(ws), "name": name, "status": "active", "default_currency": "EUR"}
-        return _json(json.dumps(tokens).encode())
+        return json_response(json.dumps(tokens).encode())
 
     @app.get(f"{PARTNER}/{{ws}}/order", tags=["seller"])
     async def get_orders(
@@ -207,7 +206,7 @@ def create_app(sandbox: Sandbox) -> Any:
     ) -> Response:
         workspace(ws)
         authorize(request, ws)
-        start, end = _instant(from_, "from"), _instant(to, "to")
+        start, end = instant(from_, "from"), instant(to, "to")
         if start > end:
             raise ApiError(400, "invalid_request", "from must not be after to")
         if kind not in ("sale", "purchase"):
@@ -216,44 +215,44 @@ def create_app(sandbox: Sandbox) -> Any:
             raise ApiError(400, "invalid_request", f"status must be one of {', '.join(ORDER_STATUSES)}")
         with state.lock:
             orders = state.window(start, end, kind, status) if int(ws) == sandbox.config.workspace_id else []
-            body = _orders_body(orders)
+            body = orders_body(orders)
         state.stats.orders_served += len(orders)
-        return _json(body)
+        return json_response(body)
 
     @app.put(f"{PARTNER}/{{ws}}/order/external", tags=["seller"])
     async def set_external(ws: str, request: Request) -> Response:
         workspace(ws)
         authorize(request, ws)
         updated, errors = state.set_external(await _body(request, "orders", MAX_ORDERS_PER_REQUEST))
-        return _json(b'{"orders":[' + b",".join(updated) + b'],"errors":' + encode(errors) + b"}")
+        return json_response(b'{"orders":[' + b",".join(updated) + b'],"errors":' + encode(errors) + b"}")
 
     @app.get(f"{PARTNER}/{{ws}}/order/edited", tags=["seller"])
     async def edited(ws: str, request: Request, since: str = Query()) -> Response:
         workspace(ws)
         authorize(request, ws)
-        moment = _instant(since, "since")
+        moment = instant(since, "since")
         with state.lock:
-            body = _orders_body(state.edited_since(moment) if int(ws) == sandbox.config.workspace_id else [])
-        return _json(body)
+            body = orders_body(state.edited_since(moment) if int(ws) == sandbox.config.workspace_id else [])
+        return json_response(body)
 
     @app.post(f"{PARTNER}/{{ws}}/order/seen", tags=["seller"])
     async def seen(ws: str, request: Request) -> Response:
         workspace(ws)
         authorize(request, ws)
         acknowledged, errors = state.mark_seen(await _body(request, "hash_ids", MAX_ORDERS_PER_REQUEST))
-        return _json(encode({"seen": acknowledged, "errors": errors}))
+        return json_response(encode({"seen": acknowledged, "errors": errors}))
 
     @app.post(f"{PARTNER}/{{ws}}/order/{{hash_id}}/prepare", tags=["public"])
     async def prepare(ws: str, hash_id: str) -> Response:
         workspace(ws)
-        return _json(state.prepare(hash_id).json)
+        return json_response(state.prepare(hash_id).json)
 
     @app.post(f"{PARTNER}/{{ws}}/purchase-needs", tags=["buyer"])
     async def upsert_needs(ws: str, request: Request) -> Response:
         workspace(ws)
         authorize(request, ws)
         saved, errors = state.upsert_needs(await _body(request, "purchase_needs", MAX_NEEDS_PER_REQUEST))
-        return _json(encode({"purchase_needs": saved, "errors": errors}))
+        return json_response(encode({"purchase_needs": saved, "errors": errors}))
 
     @app.get(f"{PARTNER}/{{ws}}/purchase-needs", tags=["buyer"])
     async def get_needs(
@@ -262,7 +261,7 @@ def create_app(sandbox: Sandbox) -> Any:
         workspace(ws)
         authorize(request, ws)
         first, last = _day(start_date, "start_date"), _day(end_date, "end_date")
-        return _json(encode(state.needs_between(first, last, status)))
+        return json_response(encode(state.needs_between(first, last, status)))
 
     @app.post(f"{PARTNER}/{{ws}}/promoted-order", tags=["buyer"])
     async def promoted_order(ws: str, request: Request) -> Response:
@@ -275,110 +274,11 @@ def create_app(sandbox: Sandbox) -> Any:
         if not isinstance(body, dict) or not isinstance(body.get("buyer_email"), str) or not body.get("items"):
             raise ApiError(400, "invalid_request", "buyer_email and at least one item are required")
         stored = state.add_order(datetime.now(UTC), "sale", "pending", {})
-        return _json(stored.json, status=201)
+        return json_response(stored.json, status=201)
 
-    # --- admin API -------------------------------------------------------------------------------------------
+    from airflow_provider_consentio.sandbox.admin import add_admin_routes  # it imports this module's helpers
 
-    @app.get(f"{ADMIN}/info", tags=["sandbox admin"])
-    async def info() -> dict[str, Any]:
-        config = sandbox.config
-        return {
-            "workspace_id": config.workspace_id,
-            "api_key": config.api_key,
-            "other_workspace_id": config.other_workspace_id,
-            "other_api_key": config.other_api_key,
-            "seed": config.seed,
-            "config": config.describe(),
-            "counts": state.summary()["counts"],
-        }
-
-    @app.post(f"{ADMIN}/reset", tags=["sandbox admin"])
-    async def reset(request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        overrides = json.loads(raw) if raw.strip() else {}
-        try:
-            sandbox.reset(SandboxConfig().with_overrides(overrides) if overrides else None)
-        except (ValueError, TypeError) as exc:
-            raise ApiError(400, "invalid_request", str(exc)) from None
-        return {"reset": True, "config": sandbox.config.describe()}
-
-    @app.get(f"{ADMIN}/orders", tags=["sandbox admin"])
-    async def admin_orders(
-        from_: str = Query(alias="from"), to: str = Query(), kind: str = "sale", status: str | None = None
-    ) -> Response:
-        with state.lock:
-            return _json(_orders_body(state.window(_instant(from_, "from"), _instant(to, "to"), kind, status)))
-
-    @app.get(f"{ADMIN}/orders/{{hash_id}}", tags=["sandbox admin"])
-    async def admin_order(hash_id: str) -> Response:
-        with state.lock:
-            stored = state.order(hash_id)
-            return _json(b'{"order":' + stored.json + b',"admin":' + encode(state.admin_view(stored)) + b"}")
-
-    @app.post(f"{ADMIN}/orders", tags=["sandbox admin"])
-    async def admin_add_order(request: Request) -> Response:
-        body = decode(await request.body() or b"{}")
-        if not isinstance(body, dict) or "created_at" not in body:
-            raise ApiError(400, "invalid_request", "created_at is required")
-        kind, status = body.pop("kind", "sale"), body.pop("status", "accepted")
-        stored = state.add_order(_instant(body.pop("created_at"), "created_at"), kind, status, body)
-        return _json(stored.json, status=201)
-
-    @app.post(f"{ADMIN}/orders/{{hash_id}}/edit", tags=["sandbox admin"])
-    async def admin_edit(hash_id: str, request: Request) -> Response:
-        raw = await request.body()
-        body = json.loads(raw) if raw.strip() else {}
-        at = _instant(body["at"], "at") if body.get("at") else None
-        return _json(state.edit(hash_id, at).json)
-
-    @app.get(f"{ADMIN}/state", tags=["sandbox admin"])
-    async def admin_state() -> dict[str, Any]:
-        return state.summary()
-
-    @app.get(f"{ADMIN}/purchase-needs", tags=["sandbox admin"])
-    async def admin_needs() -> Response:
-        with state.lock:
-            return _json(encode(sorted(state.needs.values(), key=lambda need: need["code"])))
-
-    @app.get(f"{ADMIN}/faults", tags=["sandbox admin"])
-    async def get_faults() -> dict[str, Any]:
-        return sandbox.faults.describe()
-
-    @app.put(f"{ADMIN}/faults", tags=["sandbox admin"])
-    async def put_faults(request: Request) -> dict[str, Any]:
-        try:
-            sandbox.faults = FaultPlan.parse(json.loads(await request.body()))
-        except (ValueError, TypeError) as exc:
-            raise ApiError(400, "invalid_request", f"bad fault plan: {exc}") from None
-        return sandbox.faults.describe()
-
-    @app.delete(f"{ADMIN}/faults", tags=["sandbox admin"])
-    async def clear_faults() -> dict[str, Any]:
-        sandbox.faults = FaultPlan()
-        return sandbox.faults.describe()
-
-    @app.get(f"{ADMIN}/stats", tags=["sandbox admin"])
-    async def get_stats() -> dict[str, Any]:
-        return state.stats.snapshot()
-
-    @app.post(f"{ADMIN}/stats/reset", tags=["sandbox admin"])
-    async def reset_stats() -> dict[str, Any]:
-        state.stats.clear()
-        return state.stats.snapshot()
-
-    @app.put(f"{ADMIN}/token-ttl", tags=["sandbox admin"])
-    async def token_ttl(request: Request) -> dict[str, Any]:
-        body = json.loads(await request.body())
-        if not isinstance(body, dict) or not isinstance(body.get("seconds"), int | float) or body["seconds"] <= 0:
-            raise ApiError(400, "invalid_request", 'the body must be {"seconds": <positive number>}')
-        state.token_ttl = body["seconds"]
-        return {"seconds": state.token_ttl}
-
-    @app.post(f"{ADMIN}/tokens/expire", tags=["sandbox admin"])
-    async def expire_tokens() -> dict[str, Any]:
-        sandbox.issuer.revoke_all()
-        return {"revoked": True}
-
+    add_admin_routes(app, sandbox)
     return StatsMiddleware(FaultMiddleware(app, sandbox), sandbox)
 
 

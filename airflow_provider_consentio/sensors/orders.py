@@ -1,27 +1,23 @@
-"""Sensor that waits for new or edited Consentio orders, deferring to the triggerer by default."""
+"""Sensor that waits for new or edited Consentio orders, in the triggerer when deferrable."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_consentio.errors import ConsentioError
-from airflow_provider_consentio.operators._common import check_choice
-from airflow_provider_consentio.windows import parse_instant, resolve_window
+from airflow_provider_consentio.hook_owner import ConsentioHookOwner
+from airflow_provider_consentio.watches import OrdersWatch
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.hooks.consentio import ConsentioHook
 
-WATCHES = ("new_orders", "edited_orders")
-
-
-class ConsentioOrdersSensor(BaseSensorOperator):
+class ConsentioOrdersSensor(ConsentioHookOwner, BaseSensorOperator):
     """Wait until Consentio has at least ``min_count`` orders to process.
 
     * ``watch="new_orders"`` (default): orders of ``kind`` with ``status`` (default accepted) created in the
@@ -30,8 +26,12 @@ class ConsentioOrdersSensor(BaseSensorOperator):
     * ``watch="edited_orders"``: orders edited at or after ``since`` (default: the data interval start) whose
       edit is not marked seen yet.
 
-    With ``deferrable=True`` (default) it checks once, then waits in the triggerer, not in a worker slot, polling
-    every ``poke_interval`` seconds until ``timeout``. Returns the count found.
+    With ``deferrable=True`` it checks once, then waits in the triggerer, not in a worker slot, polling every
+    ``poke_interval`` seconds until ``timeout``. ``deferrable`` defaults to ``[operators] default_deferrable``, as
+    Airflow's own providers do. Returns the count found.
+
+    :param max_retries: overrides the connection's retry count, here and in the triggerer.
+    :param request_timeout: overrides the connection's per-request timeout (seconds), here and in the triggerer.
     """
 
     template_fields: Sequence[str] = ("start", "end", "since")
@@ -49,13 +49,14 @@ class ConsentioOrdersSensor(BaseSensorOperator):
         min_count: int = 1,
         empty_interval: str = "fail",
         lookback: timedelta = timedelta(days=1),
-        deferrable: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         max_retries: int | None = None,
+        request_timeout: float | None = None,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_choice("watch", watch, WATCHES)
+        OrdersWatch(watch)  # refuses an unknown watch when the DAG is parsed, not when it runs
         self.watch = watch
         self.start = start
         self.end = end
@@ -67,35 +68,31 @@ class ConsentioOrdersSensor(BaseSensorOperator):
         self.lookback = lookback
         self.deferrable = deferrable
         self.max_retries = max_retries
+        self.request_timeout = request_timeout
         self.consentio_conn_id = consentio_conn_id
 
-    @cached_property
-    def hook(self) -> ConsentioHook:
-        from airflow_provider_consentio.hooks.consentio import ConsentioHook
+    def hook_options(self) -> dict[str, Any]:
+        return {"max_retries": self.max_retries, "timeout": self.request_timeout}
 
-        return ConsentioHook(self.consentio_conn_id, max_retries=self.max_retries)
-
-    def _target(self, context: Mapping[str, Any]) -> dict[str, Any]:
-        """What to watch, resolved to JSON-safe values (they travel to the triggerer)."""
-        if self.watch == "edited_orders":
-            since = self.since if self.since is not None else context.get("data_interval_start")
-            if since is None:
-                raise ConsentioError(f"{self.task_id}: no data interval; pass since explicitly")
-            return {"since": parse_instant(since, "since").isoformat()}
-        start, end = resolve_window(
-            context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
+    def _watch_of(self, context: Mapping[str, Any]) -> OrdersWatch:
+        return OrdersWatch.for_run(
+            self.watch,
+            context,
+            start=self.start,
+            end=self.end,
+            since=self.since,
+            kind=self.kind,
+            status=self.status,
+            empty_interval=self.empty_interval,
+            lookback=self.lookback,
+            task=self.task_id,
         )
-        return {"start": start.isoformat(), "end": end.isoformat()}
 
-    def _count_now(self, target: Mapping[str, Any]) -> int:
-        client = self.hook.get_conn()
-        if self.watch == "edited_orders":
-            return len(client.get_edited_orders(parse_instant(target["since"], "since")))
-        start, end = parse_instant(target["start"], "start"), parse_instant(target["end"], "end")
-        return len(client.get_orders(start, end, kind=self.kind, status=self.status))
+    def _count_now(self, watch: OrdersWatch) -> int:
+        return len(watch.fetch(self.hook.get_conn()))
 
     def poke(self, context: Context) -> bool:
-        count = self._count_now(self._target(context))
+        count = self._count_now(self._watch_of(context))
         self.log.info("%s: %d found, %d wanted", self.watch, count, self.min_count)
         return count >= self.min_count
 
@@ -104,8 +101,8 @@ class ConsentioOrdersSensor(BaseSensorOperator):
             return super().execute(context)
         from airflow_provider_consentio.triggers.orders import ConsentioOrdersTrigger
 
-        target = self._target(context)
-        count = self._count_now(target)
+        watch = self._watch_of(context)
+        count = self._count_now(watch)
         if count >= self.min_count:
             self.log.info("%s: %d found, no need to wait", self.watch, count)
             return count
@@ -113,13 +110,11 @@ class ConsentioOrdersSensor(BaseSensorOperator):
         self.defer(
             trigger=ConsentioOrdersTrigger(
                 consentio_conn_id=self.consentio_conn_id,
-                watch=self.watch,
-                kind=self.kind,
-                status=self.status,
                 min_count=self.min_count,
                 poll_interval=self.poke_interval,
                 max_retries=self.max_retries,
-                **target,
+                request_timeout=self.request_timeout,
+                **watch.as_kwargs(),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_consentio.errors import ConsentioError, ConsentioTransientError
 from airflow_provider_consentio.hooks.consentio import ConsentioHook
-from airflow_provider_consentio.windows import parse_instant
+from airflow_provider_consentio.watches import OrdersWatch
 
 
 class ConsentioOrdersTrigger(BaseTrigger):
@@ -21,6 +21,7 @@ class ConsentioOrdersTrigger(BaseTrigger):
 
     Transient failures (429, 5xx, dropped connections) are retried by the client and then simply polled again:
     a network blip never fails the task. Any other error (rejected key, bad request) fires an error event.
+    ``request_timeout`` and ``max_retries`` override the connection's (None: the connection's).
     All arguments are JSON-safe and every one is serialized, so the triggerer runs exactly what was configured.
     """
 
@@ -100,7 +101,5 @@ class ConsentioOrdersTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
 
     async def _count(self, client: Any) -> int:
-        if self.watch == "edited_orders":
-            return len(await client.get_edited_orders(parse_instant(self.since, "since")))
-        start, end = parse_instant(self.start, "start"), parse_instant(self.end, "end")
-        return len(await client.get_orders(start, end, kind=self.kind, status=self.status))
+        watch = OrdersWatch(self.watch, self.kind, self.status, start=self.start, end=self.end, since=self.since)
+        return len(await watch.fetch(client))

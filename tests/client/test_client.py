@@ -130,7 +130,7 @@ def test_a_list_is_fetched_again_after_a_dropped_connection_without_repeating_or
     set_faults(sandbox, {"kind": "drop", "every": 2}, paths="/order$")
     client = make_client(retry=FAST_RETRIES)
     for _ in range(3):
-        ids = [record.keys.id for record in client.iter_orders(MARCH_1, MARCH_3)]
+        ids = [record.keys.id for record in client.get_raw_orders(MARCH_1, MARCH_3)]
         assert ids == ground_truth_ids(sandbox)
     assert stats(sandbox)["faults"]["drop"] >= 1
 
@@ -195,7 +195,7 @@ def test_purchase_need_decimals_and_metadata_round_trip_exactly(sandbox, make_cl
     )
     [saved] = client.upsert_purchase_needs([need]).saved
     assert saved["quantity"] == Decimal("12.50") and str(saved["quantity"]) == "12.50"
-    [stored] = client.iter_purchase_needs(need.start_date, need.end_date)
+    [stored] = client.get_raw_purchase_needs(need.start_date, need.end_date)
     assert b'"quantity":12.50' in bytes(stored.raw)
     assert stored.data["metadata"] == {"target_price": Decimal("0.1000000000000000055511"), "tags": ["a", 1]}
 
@@ -205,7 +205,7 @@ def test_async_client_shares_the_policy(sandbox, make_settings):
 
     async def fetch():
         async with AsyncConsentioClient(make_settings(retry=FAST_RETRIES), token_cache=TokenCache()) as client:
-            return [o.id for o in await client.get_orders(MARCH_1, MARCH_3)]
+            return [record.keys.id for record in await client.get_raw_orders(MARCH_1, MARCH_3)]
 
     assert asyncio.run(fetch()) == ground_truth_ids(sandbox)
 

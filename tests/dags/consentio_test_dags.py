@@ -101,7 +101,12 @@ with scenario_dag("t_sync_external_skip_invalid", references=None):
 
 with scenario_dag("t_sensor_new_orders", start=None, end=None):
     ConsentioOrdersSensor(
-        task_id="wait", start="{{ params.start }}", end="{{ params.end }}", poke_interval=0.2, timeout=30
+        task_id="wait",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        poke_interval=0.2,
+        timeout=30,
+        deferrable=True,
     )
 
 UPSERT_PARAMS = {"needs": None, "input_path": None, "sql": None}

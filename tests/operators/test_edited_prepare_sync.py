@@ -170,3 +170,21 @@ def test_sensor_defers_until_an_order_arrives(run_dag, sandbox):
     assert result.succeeded, result.output
     assert result.xcoms["wait"] == 1
     assert "deferring to the triggerer" in result.output
+
+
+def test_skip_never_sends_a_reference_that_a_later_invalid_duplicate_replaced(run_dag, sandbox):
+    """[X STALE, X invalid, Y]: the second X replaces the first and is invalid, so nothing is sent for X."""
+    stale, fresh = accepted_hash_ids(sandbox, 2)
+    references = [
+        {"hash_id": stale, "external_id": "STALE"},
+        {"hash_id": stale},
+        {"hash_id": fresh, "external_id": "E"},
+    ]
+    result = run_dag("t_sync_external_skip_invalid", references=references)
+    assert result.succeeded, result.output
+    summary = result.xcoms["sync"]
+    assert (summary["submitted"], summary["updated"], summary["invalid_count"]) == (1, 1, 1)
+    assert "1 hash_id value(s) occur more than once in the input" in result.output
+    refs = admin(sandbox, "GET", "/_sandbox/state")["external_refs"]
+    assert stale not in refs  # STALE never reached the API
+    assert refs[fresh]["external_id"] == "E"

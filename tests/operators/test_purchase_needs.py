@@ -395,6 +395,23 @@ def test_skip_never_sends_a_version_that_a_later_invalid_duplicate_replaced(run_
     assert set(stored_needs(sandbox)) == {"PN-00002"}  # not the stale PN-00001 the source no longer says
 
 
+def test_skip_never_sends_a_need_that_a_later_invalid_duplicate_replaced_in_a_list(run_dag, sandbox):
+    """[X STALE, X invalid, Y] given as a list (an XCom): the second X replaces the first and is invalid."""
+    records = [
+        need(1, line_code="PN-00001", external_status="STALE", quantity="1.5"),
+        need(1, line_code="PN-00001", quantity="many"),
+        need(2, line_code="PN-00002", quantity="2"),
+    ]
+    for record in records:
+        del record["code"]  # the scenario maps line_code -> code
+    result = run_dag("t_upsert_needs_skip_invalid", needs=records)
+    assert result.succeeded, result.output[-3000:]
+    summary = result.xcoms["upsert"]
+    assert (summary["read"], summary["submitted"], summary["invalid_count"]) == (3, 1, 1)
+    assert "1 code value(s) occur more than once in the input" in result.output
+    assert set(stored_needs(sandbox)) == {"PN-00002"}  # STALE never reached the API
+
+
 def test_an_empty_input_sends_nothing_and_succeeds(run_dag, sandbox, tmp_path):
     header_only = write_csv(tmp_path / "empty.csv", [])
     for conf in ({"needs": []}, {"input_path": header_only}):

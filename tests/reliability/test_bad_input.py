@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_consentio import client as client_module
 from airflow_provider_consentio.client import ConsentioClient, RetryPolicy, TokenCache
 from airflow_provider_consentio.errors import (
     ConsentioAuthError,
@@ -381,11 +380,11 @@ def get_orders(client: ConsentioClient) -> Any:
 
 
 def export_orders(client: ConsentioClient) -> Any:
-    return list(client.iter_orders(MARCH_1, MARCH_2))
+    return client.get_raw_orders(MARCH_1, MARCH_2)
 
 
 def export_needs_wire(client: ConsentioClient) -> Any:
-    return client.iter_purchase_needs(date(2025, 3, 1), date(2025, 3, 31))
+    return client.get_raw_purchase_needs(date(2025, 3, 1), date(2025, 3, 31))
 
 
 def upsert_needs(client: ConsentioClient) -> Any:
@@ -530,11 +529,9 @@ def test_an_answer_that_is_not_what_the_endpoint_returns_is_refused_clearly(
 
 def test_an_answer_over_the_size_limit_is_refused_not_held_in_memory(sandbox, make_client, monkeypatch):
     # A real month of orders (about 2 MB) against limits lowered to 1 MiB: the same code path as 64 MiB / 512 MiB.
-    monkeypatch.setattr(client_module, "MAX_BODY_BYTES", 2**20)
-    monkeypatch.setattr(client_module, "MAX_LIST_BYTES", 2**20)
-    client = make_client()
+    client = make_client(max_body_bytes=2**20, max_list_bytes=2**20)
     month = (MARCH_1, datetime(2025, 4, 1, tzinfo=UTC))
-    for fetch in (client.get_orders, lambda *window: list(client.iter_orders(*window))):
+    for fetch in (client.get_orders, client.get_raw_orders):
         with pytest.raises(ConsentioResponseError, match=f"^{ORDERS}: the response is larger than 1 MiB$"):
             fetch(*month)
     assert len(client.get_orders(MARCH_1, MARCH_2)) > 0  # a day fits

@@ -1,0 +1,107 @@
+"""AsyncConsentioClient: the non-blocking twin the triggers use; same endpoints, policy and token cache, awaits I/O."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from airflow_provider_consentio.client import endpoints
+from airflow_provider_consentio.client.auth import TokenCache, rejected_key
+from airflow_provider_consentio.client.base import ClientBase, too_large
+from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
+from airflow_provider_consentio.client.settings import ConsentioSettings
+from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
+from airflow_provider_consentio.models import RawRecord, Session
+
+
+class AsyncConsentioClient(ClientBase):
+    """Non-blocking twin of :class:`ConsentioClient` for triggers, with the reads a trigger needs."""
+
+    def __init__(
+        self,
+        settings: ConsentioSettings,
+        *,
+        token_cache: TokenCache | None = None,
+        on_secret: Callable[[str], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        super().__init__(settings, token_cache, on_secret)
+        self._http = httpx.AsyncClient(**settings.httpx_options(), transport=transport)
+        self._login_lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncConsentioClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def login(self) -> Session:
+        call = self.api.login()
+        try:
+            return self._start_session(call, await self._json(call))
+        except ConsentioAuthError as exc:
+            raise rejected_key(self.settings.workspace_id, exc) from None
+
+    async def _access_token(self) -> str:
+        token = self._tokens.get(self._cache_key)
+        if token is not None:
+            return token.value
+        async with self._login_lock:
+            token = self._tokens.get(self._cache_key)
+            return token.value if token is not None else (await self.login()).access_token
+
+    async def _json(self, call: Call) -> Any:
+        response, body = await self._exchange(call, self.settings.max_body_bytes)
+        return endpoints.json_value(call, response, body, self._secrets.redact)
+
+    async def _raw(self, listing: Listing) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        call: Call | None = listing.call
+        while call is not None:
+            response, body = await self._exchange(call, self.settings.max_list_bytes)
+            records += endpoints.raw_records(listing, response, body, self._secrets.redact)
+            call = listing.next_page(body)
+        return records
+
+    async def _exchange(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+        budget = RetryBudget(self.settings.retry, call)
+        while True:
+            try:
+                return await self._attempt(call, limit)
+            except TokenRejected as rejection:
+                budget.relogin(rejection)
+                self._tokens.discard(self._cache_key, rejection.token)
+            except ConsentioTransientError as error:
+                await asyncio.sleep(budget.next_delay(error))
+
+    async def _attempt(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+        token = await self._access_token() if call.authenticated else None
+        try:
+            async with self._http.stream(**self._request_args(call, token)) as response:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise too_large(call.endpoint, limit)
+        except httpx.TransportError as exc:
+            raise transport_error(call, exc) from exc
+        self._check_status(call, response, bytes(body), token)
+        return response, bytes(body)
+
+    async def get_raw_orders(
+        self, start: datetime, end: datetime, *, kind: str = "sale", statuses: Sequence[str] | None = None
+    ) -> list[RawRecord]:
+        wanted: Sequence[str | None] = statuses or [None]
+        listings = [self.api.orders(start, end, kind, status) for status in wanted]
+        return [record for listing in listings for record in await self._raw(listing)]
+
+    async def get_raw_edited_orders(self, since: datetime) -> list[RawRecord]:
+        return await self._raw(self.api.edited_orders(since))

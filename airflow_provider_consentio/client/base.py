@@ -1,0 +1,78 @@
+"""What the sync and async clients share besides I/O: settings, the token cache entry, secrets, request building."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from airflow_provider_consentio.client.auth import (
+    PROCESS_TOKEN_CACHE,
+    Secrets,
+    TokenCache,
+    cache_key,
+    token_from_session,
+)
+from airflow_provider_consentio.client.endpoints import Call, PartnerAPI
+from airflow_provider_consentio.client.retry import raise_for_status
+from airflow_provider_consentio.client.settings import ConsentioSettings
+from airflow_provider_consentio.errors import ConsentioResponseError
+from airflow_provider_consentio.jsonwire import dumps
+from airflow_provider_consentio.models import Session
+
+log = logging.getLogger("airflow_provider_consentio.client")
+
+
+class ClientBase:
+    def __init__(
+        self,
+        settings: ConsentioSettings,
+        token_cache: TokenCache | None,
+        on_secret: Callable[[str], None] | None,
+    ):
+        self.settings = settings
+        self.api = PartnerAPI(settings.workspace_id, settings.api_key)
+        self._tokens = token_cache if token_cache is not None else PROCESS_TOKEN_CACHE
+        self._cache_key = cache_key(settings.base_url, settings.workspace_id, settings.api_key)
+        self._secrets = Secrets(on_secret)
+        if settings.api_key:
+            self._secrets.remember(settings.api_key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r}, workspace={self.settings.workspace_id})"
+
+    def _start_session(self, call: Call, value: Any) -> Session:
+        """Parse a login answer and cache its token for every client of this process."""
+        try:
+            session = Session.model_validate(value)
+        except ValidationError:
+            raise ConsentioResponseError(f"{call.endpoint}: the login response has no access_token") from None
+        self._secrets.remember(session.access_token)
+        if session.refresh_token:
+            self._secrets.remember(session.refresh_token)
+        token, lifetime = token_from_session(session)
+        self._tokens.put(self._cache_key, token)
+        lifetime_text = f"{lifetime:.0f}s" if lifetime is not None else "unknown"
+        log.info("Logged in to Consentio workspace %s (token lifetime %s)", self.settings.workspace_id, lifetime_text)
+        return session
+
+    @staticmethod
+    def _request_args(call: Call, token: str | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        args: dict[str, Any] = {"method": call.method, "url": call.path, "params": call.params, "headers": headers}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+            args["content"] = dumps(call.body).encode()
+        return args
+
+    def _check_status(self, call: Call, response: httpx.Response, body: bytes, token: str | None) -> None:
+        raise_for_status(
+            call, response, body, token, workspace_id=self.settings.workspace_id, redact=self._secrets.redact
+        )
+
+
+def too_large(endpoint: str, limit: int) -> ConsentioResponseError:
+    return ConsentioResponseError(f"{endpoint}: the response is larger than {limit // 2**20} MiB")

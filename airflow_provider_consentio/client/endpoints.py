@@ -1,0 +1,241 @@
+"""The endpoint layer: every path, parameter, body and answer shape of the Partner API, in one I/O-free place.
+
+Wire assumptions the docs leave open are marked ASSUMPTION here and in models.py; a confirmed schema drops in here
+without touching the clients or the operators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_consentio.client.retry import excerpt
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError
+from airflow_provider_consentio.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
+from airflow_provider_consentio.models import (
+    ORDER_KINDS,
+    ORDER_STATUSES,
+    BatchResult,
+    EditedOrderKeys,
+    ExternalReference,
+    OrderId,
+    PurchaseNeed,
+    PurchaseNeedKeys,
+    RawRecord,
+    RecordError,
+)
+
+PARTNER_PREFIX = "/v2/partner"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Redact = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as data."""
+
+    method: str
+    path: str  # below /v2/partner
+    params: Mapping[str, str] | None = None
+    body: Any = None
+    authenticated: bool = True
+    # Safe to send twice: reads, and writes keyed by an idempotency key (hash_id, purchase-need code).
+    idempotent: bool = True
+    # Batch writes: the key of the answer that lists the saved records.
+    saved_key: str | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {PARTNER_PREFIX}{self.path}"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list endpoint: its request, the key fields read of each element, and the object the array may sit in."""
+
+    call: Call
+    keys: type[msgspec.Struct]
+    envelope: str | None = None
+
+    def next_page(self, body: bytes) -> Call | None:
+        """The request for the rest of the list. ASSUMPTION: lists are not paginated, one answer holds them all."""
+        return None
+
+
+class PartnerAPI:
+    """The requests of one workspace's Partner API."""
+
+    def __init__(self, workspace_id: int, api_key: str | None) -> None:
+        self.workspace_id = workspace_id
+        self._api_key = api_key
+        self._ws = f"/{workspace_id}"
+
+    def login(self) -> Call:
+        if not self._api_key:
+            raise ConsentioConfigError(
+                f"No API key for workspace {self.workspace_id}: set the connection's password "
+                "(only the public prepare and export-template endpoints work without one)"
+            )
+        return Call("POST", f"{self._ws}/login", body={"api_key": self._api_key}, authenticated=False)
+
+    def orders(self, start: datetime, end: datetime, kind: str, status: str | None) -> Listing:
+        # ASSUMPTION: from/to filter created_at over the half-open window [from, to); one status per request.
+        if kind not in ORDER_KINDS:
+            raise ConsentioConfigError(f"kind must be one of {', '.join(ORDER_KINDS)}, got {kind!r}")
+        if status is not None and status not in ORDER_STATUSES:
+            raise ConsentioConfigError(f"status must be one of {', '.join(ORDER_STATUSES)}, got {status!r}")
+        # Formatted first: it refuses naive datetimes, which the comparison below would fail on with a TypeError.
+        params = {"from": rfc3339(start, "start"), "to": rfc3339(end, "end"), "kind": kind}
+        if end < start:
+            raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        if status:
+            params["status"] = status
+        return Listing(Call("GET", f"{self._ws}/order", params=params), OrderId)
+
+    def edited_orders(self, since: datetime) -> Listing:
+        # ASSUMPTION: the parameter is named `since`; orders whose edit was marked seen drop out.
+        call = Call("GET", f"{self._ws}/order/edited", params={"since": rfc3339(since, "since")})
+        return Listing(call, EditedOrderKeys)
+
+    def external_references(self, references: Sequence[ExternalReference]) -> Call:
+        # ASSUMPTION: body {"orders": [{hash_id, external_id, external_status, cancel}]}; answer {"orders", "errors"}.
+        body = {"orders": [reference.to_wire() for reference in references]}
+        return Call("PUT", f"{self._ws}/order/external", body=body, saved_key="orders")
+
+    def mark_seen(self, hash_ids: Sequence[str]) -> Call:
+        # ASSUMPTION: body {"hash_ids": [...]}; response {"seen": [...], "errors": ["<hash_id>: <reason>"]}.
+        return Call("POST", f"{self._ws}/order/seen", body={"hash_ids": list(hash_ids)}, saved_key="seen")
+
+    def prepare(self, hash_id: str) -> Call:
+        # Public endpoint: no Authorization header. ASSUMPTION: no body; 404 for an unknown hash.
+        if not hash_id or not isinstance(hash_id, str):
+            raise ConsentioConfigError(f"hash_id must be a non-empty string, got {hash_id!r}")
+        return Call("POST", f"{self._ws}/order/{quote(hash_id, safe='')}/prepare", authenticated=False)
+
+    def template_methods(self) -> Call:
+        return Call("GET", "/export/template/methods", authenticated=False)
+
+    def upsert_purchase_needs(self, needs: Sequence[PurchaseNeed]) -> Call:
+        if not needs:
+            raise ConsentioConfigError("upsert_purchase_needs needs at least one record (the API requires one)")
+        # Idempotent: `code` is the idempotency key, so a repeated batch replaces records with the same values.
+        body = {"purchase_needs": [need.to_wire() for need in needs]}
+        return Call("POST", f"{self._ws}/purchase-needs", body=body, saved_key="purchase_needs")
+
+    def purchase_needs(self, start_date: date, end_date: date, status: str | None) -> Listing:
+        if end_date < start_date:
+            raise ConsentioConfigError(f"end_date {end_date} is before start_date {start_date}")
+        params = {"start_date": start_date.isoformat(), "end_date": end_date.isoformat()}
+        if status:
+            params["status"] = status
+        call = Call("GET", f"{self._ws}/purchase-needs", params=params)
+        return Listing(call, PurchaseNeedKeys, envelope="purchase_needs")
+
+    def promoted_order(self, order: Mapping[str, Any]) -> Call:
+        # Creates an order: never repeated once the request may have reached the server.
+        return Call("POST", f"{self._ws}/promoted-order", body=dict(order), idempotent=False)
+
+
+# --- answers ------------------------------------------------------------------------------------------------------
+
+
+def json_value(call: Call, response: httpx.Response, body: bytes, redact: Redact) -> Any:
+    """The parsed JSON body (numbers exact), or an error naming the endpoint and quoting the start of the body."""
+    if not body.strip():
+        raise ConsentioResponseError(f"{call.endpoint} -> HTTP {response.status_code} with an empty body")
+    try:
+        return loads(body.decode(response.encoding or "utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _unexpected_body(call, response, body, "is not valid JSON", str(exc), redact) from None
+
+
+def raw_records(listing: Listing, response: httpx.Response, body: bytes, redact: Redact) -> list[RawRecord]:
+    """The elements of a list answer as exact bytes, each with its key fields (validated).
+
+    Two passes in C over the body, one splitting it and one reading the key fields of every element, cost far
+    less than a Python call per element.
+    """
+    try:
+        array, elements = split_array(body, listing.envelope)
+        key_fields = msgspec.json.decode(array, type=list[listing.keys])  # type: ignore[name-defined]  # a runtime type
+    except (JSONShapeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _unexpected_body(
+            listing.call, response, body, "is not a JSON array of records", str(exc), redact
+        ) from None
+    lines: list[Any] = elements
+    if has_line_breaks(body):  # a pretty-printed answer: each element must still become one JSONL line
+        lines = [compact_line(element) for element in elements]
+    return [RawRecord(line, fields) for line, fields in zip(lines, key_fields, strict=True)]
+
+
+def _unexpected_body(
+    call: Call, response: httpx.Response, body: bytes, what: str, problem: str, redact: Redact
+) -> ConsentioResponseError:
+    content_type = response.headers.get("content-type", "no content type").split(";")[0]
+    text = body[:2000].decode("utf-8", errors="replace")
+    return ConsentioResponseError(
+        f"{call.endpoint} -> HTTP {response.status_code} but the body {what} ({content_type}, {len(body)} bytes; "
+        f"{problem}): {redact(excerpt(text))!r}"
+    )
+
+
+def models(call: Call, value: Any, model: type[ModelT]) -> list[ModelT]:
+    if not isinstance(value, list):
+        raise ConsentioResponseError(f"{call.endpoint}: expected a JSON array, got {json_kind(value)}")
+    try:
+        return [model.model_validate(item) for item in value]
+    except ValidationError as exc:
+        raise ConsentioResponseError(f"{call.endpoint}: unexpected item shape: {exc}") from None
+
+
+def batch_result(call: Call, value: Any) -> BatchResult:
+    saved_key = call.saved_key or "saved"
+    if not isinstance(value, dict):
+        raise ConsentioResponseError(f"{call.endpoint}: expected a JSON object, got {json_kind(value)}")
+    if saved_key not in value and "errors" not in value:
+        # Read as "nothing saved, nothing rejected", such an answer would pass a batch that did nothing as done.
+        raise ConsentioResponseError(
+            f"{call.endpoint}: the answer has neither '{saved_key}' nor 'errors' "
+            f"(keys: {', '.join(map(str, value)) or 'none'})"
+        )
+    saved = value.get(saved_key) or []
+    errors = value.get("errors") or []
+    if not isinstance(saved, list) or not isinstance(errors, list):
+        raise ConsentioResponseError(f"{call.endpoint}: '{saved_key}' and 'errors' must be arrays")
+    return BatchResult(saved=saved, errors=[RecordError.parse(message) for message in errors])
+
+
+def of_kind(call: Call, value: Any, expected: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """``value`` if it is a JSON array (``list``) or object (``dict``) as expected; else an error saying what it is."""
+    if not isinstance(value, expected):
+        wanted = "a JSON array" if expected is list else "a JSON object"
+        raise ConsentioResponseError(f"{call.endpoint}: expected {wanted}, got {json_kind(value)}")
+    return value
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (the reader of the error knows the API, not Python)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    kinds = ((dict, "an object"), (list, "an array"), (str, "a string"), (int | float | Decimal, "a number"))
+    return next((kind for python_type, kind in kinds if isinstance(value, python_type)), type(value).__name__)
+
+
+def rfc3339(value: datetime, name: str) -> str:
+    if not isinstance(value, datetime):
+        raise ConsentioConfigError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ConsentioConfigError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
+    utc = value.astimezone(UTC)
+    fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"

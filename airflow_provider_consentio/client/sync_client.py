@@ -1,0 +1,173 @@
+"""ConsentioClient: the blocking client the operators use, one method per endpoint; waits with time.sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+
+from airflow_provider_consentio.client import endpoints
+from airflow_provider_consentio.client.auth import TokenCache, rejected_key
+from airflow_provider_consentio.client.base import ClientBase, too_large
+from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
+from airflow_provider_consentio.client.settings import ConsentioSettings
+from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
+from airflow_provider_consentio.models import BatchResult, ExternalReference, Order, PurchaseNeed, RawRecord, Session
+
+
+class ConsentioClient(ClientBase):
+    """Blocking client; thread-safe (one pool of keep-alive connections shared by all threads).
+
+    ``get_raw_*`` methods return each record as its exact source bytes with its key fields (what exports write and
+    sensors count); ``get_*`` methods return parsed models (numbers as exact Decimals, unknown fields kept).
+
+    :param settings: workspace, base URL, API key, timeout, retry policy and body limits.
+    :param token_cache: where access tokens are shared; the process-wide cache by default.
+    :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
+    :param transport: an httpx transport, for tests that cannot use a real server.
+    """
+
+    def __init__(
+        self,
+        settings: ConsentioSettings,
+        *,
+        token_cache: TokenCache | None = None,
+        on_secret: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        super().__init__(settings, token_cache, on_secret)
+        self._http = httpx.Client(**settings.httpx_options(), transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ConsentioClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- auth ------------------------------------------------------------------------------------------------
+
+    def login(self) -> Session:
+        """Log in with the API key now (even if a cached token is still valid) and cache the new token."""
+        call = self.api.login()
+        try:
+            return self._start_session(call, self._json(call))
+        except ConsentioAuthError as exc:
+            raise rejected_key(self.settings.workspace_id, exc) from None
+
+    def _access_token(self) -> str:
+        token = self._tokens.get(self._cache_key)
+        if token is not None:
+            return token.value
+        with self._tokens.login_lock(self._cache_key):
+            token = self._tokens.get(self._cache_key)  # another thread may have logged in meanwhile
+            return token.value if token is not None else self.login().access_token
+
+    # --- transport -------------------------------------------------------------------------------------------
+
+    def _json(self, call: Call) -> Any:
+        response, body = self._exchange(call, self.settings.max_body_bytes)
+        return endpoints.json_value(call, response, body, self._secrets.redact)
+
+    def _raw(self, listing: Listing) -> list[RawRecord]:
+        records: list[RawRecord] = []
+        call: Call | None = listing.call
+        while call is not None:
+            response, body = self._exchange(call, self.settings.max_list_bytes)
+            records += endpoints.raw_records(listing, response, body, self._secrets.redact)
+            call = listing.next_page(body)
+        return records
+
+    def _exchange(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+        """Send ``call`` until it succeeds or the retry budget is spent; return the whole body (at most ``limit``)."""
+        budget = RetryBudget(self.settings.retry, call)
+        while True:
+            try:
+                return self._attempt(call, limit)
+            except TokenRejected as rejection:
+                budget.relogin(rejection)
+                self._tokens.discard(self._cache_key, rejection.token)
+            except ConsentioTransientError as error:
+                time.sleep(budget.next_delay(error))
+
+    def _attempt(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+        token = self._access_token() if call.authenticated else None
+        try:
+            with self._http.stream(**self._request_args(call, token)) as response:
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise too_large(call.endpoint, limit)
+        except httpx.TransportError as exc:
+            raise transport_error(call, exc) from exc
+        self._check_status(call, response, bytes(body), token)
+        return response, bytes(body)
+
+    # --- seller orders ---------------------------------------------------------------------------------------
+
+    def get_orders(
+        self, start: datetime, end: datetime, *, kind: str = "sale", status: str | None = None
+    ) -> list[Order]:
+        """Orders created in [start, end), parsed."""
+        call = self.api.orders(start, end, kind, status).call
+        return endpoints.models(call, self._json(call), Order)
+
+    def get_raw_orders(
+        self, start: datetime, end: datetime, *, kind: str = "sale", statuses: Sequence[str] | None = None
+    ) -> list[RawRecord]:
+        """Orders created in [start, end), raw. Several statuses are fetched one request each (the API filters on
+        one status at a time). Memory holds the whole answer: fetch long ranges window by window."""
+        wanted: Sequence[str | None] = statuses or [None]
+        listings = [self.api.orders(start, end, kind, status) for status in wanted]  # all checked before sending
+        return [record for listing in listings for record in self._raw(listing)]
+
+    def update_external_references(self, references: Sequence[ExternalReference]) -> BatchResult:
+        """Push ERP order IDs/statuses (or cancel); per-order failures come back in ``errors``."""
+        call = self.api.external_references(references)
+        return endpoints.batch_result(call, self._json(call))
+
+    def get_raw_edited_orders(self, since: datetime) -> list[RawRecord]:
+        """Orders edited after acceptance at or after ``since`` whose edit was not marked seen yet, raw."""
+        return self._raw(self.api.edited_orders(since))
+
+    def get_edited_orders(self, since: datetime) -> list[Order]:
+        """The same, parsed."""
+        call = self.api.edited_orders(since).call
+        return endpoints.models(call, self._json(call), Order)
+
+    def mark_orders_seen(self, hash_ids: Sequence[str]) -> BatchResult:
+        """Acknowledge edits so they are not delivered again; ``saved`` lists the acknowledged hash IDs."""
+        call = self.api.mark_seen(hash_ids)
+        return endpoints.batch_result(call, self._json(call))
+
+    def prepare_order(self, hash_id: str) -> Order:
+        """Mark every item of an order prepared (public endpoint: works without an API key)."""
+        return Order.model_validate(self._json(self.api.prepare(hash_id)))
+
+    def get_export_template_methods(self) -> list[str]:
+        call = self.api.template_methods()
+        return [str(name) for name in endpoints.of_kind(call, self._json(call), list)]
+
+    # --- buyer -----------------------------------------------------------------------------------------------
+
+    def upsert_purchase_needs(self, needs: Sequence[PurchaseNeed]) -> BatchResult:
+        """Create or fully replace purchase needs by ``code``; rejected records come back in ``errors``."""
+        call = self.api.upsert_purchase_needs(needs)
+        return endpoints.batch_result(call, self._json(call))
+
+    def get_raw_purchase_needs(self, start_date: date, end_date: date, *, status: str | None = None) -> list[RawRecord]:
+        """Purchase needs with start_date >= ``start_date`` and end_date <= ``end_date``, raw."""
+        return self._raw(self.api.purchase_needs(start_date, end_date, status))
+
+    def create_promoted_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
+        """Create an order on behalf of a buyer. Not retried once the request may have been received."""
+        call = self.api.promoted_order(order)
+        created: dict[str, Any] = endpoints.of_kind(call, self._json(call), dict)
+        return created
