@@ -5,13 +5,30 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit chaos airflow bench clean
+.PHONY: demo test lint unit chaos airflow bench clean test-oldest demo-oldest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --quiet -e ".[test]"
 	@touch $@
+
+# The oldest Airflow minor pyproject.toml declares ("apache-airflow>=3.1" -> 3.1.*, its newest patch), in its own venv.
+OLDEST_AIRFLOW := $(shell sed -n 's/.*"apache-airflow>=\([0-9.]*\)".*/\1/p' pyproject.toml).*
+OLDEST := .venv-oldest
+$(OLDEST)/.installed: pyproject.toml
+	@test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	@$(OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(OLDEST)/bin/uv pip install --python $(OLDEST)/bin/python --compile-bytecode --quiet \
+		"apache-airflow==$(OLDEST_AIRFLOW)" -e ".[test]"
+	@touch $@
+
+## The fast tests and the demo on the oldest declared Airflow minor.
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS)
+
+demo-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m airflow_provider_consentio.demo --workdir .demo-oldest
 
 ## The example pipelines against the local sandbox, end to end, with a summary.
 demo: $(STAMP)
@@ -46,4 +63,4 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_dag_parse.py
 
 clean:
-	rm -rf $(VENV) .demo .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) .demo .demo-oldest .airflow .pytest_cache .mypy_cache .ruff_cache

@@ -28,7 +28,7 @@ from typing import Any
 import airflow.providers.standard.decorators.python
 import airflow.sdk.definitions.decorators  # noqa: F401
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
+from airflow.sdk import Param, chain, dag, task
 
 from airflow_provider_consentio.operators.orders import (
     ConsentioEditedOrdersOperator,
@@ -37,6 +37,7 @@ from airflow_provider_consentio.operators.orders import (
     ConsentioPrepareOrderOperator,
     ConsentioSyncExternalOrdersOperator,
 )
+from airflow_provider_consentio.timetables import CronDataIntervalTimetable
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
