@@ -25,9 +25,9 @@ def test_the_demo_names_a_dag_file_that_fails_to_import(tmp_path):
     source.append("from airflow.sdk import NoSuchTimetable  # noqa: E402")
     seller.write_text("\n".join(source) + "\n", encoding="utf-8")
 
+    demo = [sys.executable, "-m", "airflow_provider_consentio.demo", "--workdir", str(tmp_path / "demo")]
     done = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_consentio.demo", "--workdir", str(tmp_path / "demo")]
-        + ["--dags-folder", str(dags)],
+        [*demo, "--dags-folder", str(dags)],
         cwd=REPO,
         capture_output=True,
         text=True,
