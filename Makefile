@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 # The oldest Airflow minor pyproject.toml declares ("apache-airflow>=3.1" -> 3.1.*, its newest patch), in its own venv.
-OLDEST_AIRFLOW := $(shell sed -n 's/.*"apache-airflow>=\([0-9.]*\)".*/\1/p' pyproject.toml).*
+OLDEST_AIRFLOW := $(shell sed -n 's/.*"apache-airflow>=\([0-9.]*[0-9]\).*/\1/p' pyproject.toml).*
 OLDEST := .venv-oldest
 $(OLDEST)/.installed: pyproject.toml
 	@test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
