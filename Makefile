@@ -5,13 +5,32 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit chaos airflow bench clean browser screenshots
+.PHONY: demo test lint unit chaos airflow bench clean browser screenshots test-oldest demo-oldest
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode --quiet -e ".[test]"
 	@touch $@
+
+# The oldest Airflow minor pyproject.toml declares ("apache-airflow>=3.1" -> 3.1.*, its newest patch), in its own venv.
+OLDEST_AIRFLOW := $(shell sed -n 's/.*"apache-airflow>=\([0-9.]*[0-9]\).*/\1/p' pyproject.toml).*
+OLDEST := .venv-oldest
+$(OLDEST)/.installed: pyproject.toml
+	@test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	@$(OLDEST)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(OLDEST)/bin/uv pip install --python $(OLDEST)/bin/python --compile-bytecode --quiet \
+		"apache-airflow==$(OLDEST_AIRFLOW)" -e ".[test]"
+	@touch $@
+
+## The fast tests and the demo on the oldest declared Airflow minor.
+# pytest exits 5 when the selection holds no test: a run that tested nothing fails, and says so.
+test-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || \
+		echo "test-oldest: pytest selected no tests, nothing was tested on Airflow $(OLDEST_AIRFLOW)" >&2; exit $$status; }
+
+demo-oldest: $(OLDEST)/.installed
+	$(OLDEST)/bin/python -m airflow_provider_consentio.demo --workdir .demo-oldest
 
 ## The example pipelines against the local sandbox, end to end, with a summary.
 demo: $(STAMP)
@@ -56,4 +75,4 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_purchase_needs.py
 
 clean:
-	rm -rf $(VENV) .demo .airflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(OLDEST) .demo .demo-oldest .airflow .pytest_cache .mypy_cache .ruff_cache

@@ -22,12 +22,13 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import dag, task
 
 from airflow_provider_consentio.operators.purchase_needs import (
     ConsentioExportPurchaseNeedsOperator,
     ConsentioUpsertPurchaseNeedsOperator,
 )
+from airflow_provider_consentio.timetables import CronDataIntervalTimetable
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, chain, dag, task
+from airflow.sdk import Param, chain, dag, task
 
 from airflow_provider_consentio.operators.orders import (
     ConsentioEditedOrdersOperator,
@@ -35,6 +35,7 @@ from airflow_provider_consentio.operators.orders import (
     ConsentioPrepareOrderOperator,
     ConsentioSyncExternalOrdersOperator,
 )
+from airflow_provider_consentio.timetables import CronDataIntervalTimetable
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"

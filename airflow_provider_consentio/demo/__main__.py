@@ -91,6 +91,17 @@ def buyer_facts(workdir: Path, sandbox: SandboxProcess, day: date) -> dict[str, 
     return {"demand_lines": len(lines), "needs_in_consentio": len(lines & stored)}
 
 
+def describe_import_errors(import_errors: dict[str, str]) -> str:
+    """One block per DAG file: the file, the line of it that failed, and the error (a traceback's last line)."""
+    blocks = []
+    for path, traceback in sorted(import_errors.items()):
+        lines = traceback.strip().splitlines()
+        in_file = [line.strip() for line in lines if line.strip().startswith(f'File "{path}"')]
+        where = f" ({in_file[-1].split(', ', 2)[1]})" if in_file else ""
+        blocks.append(f"  DAG import error in {path}{where}:\n      {lines[-1] if lines else '(no message)'}")
+    return "\n".join(["", *blocks])
+
+
 def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -106,12 +117,25 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
         failed = []
         # A manual run at logical date D covers the data interval [D - 1 day, D).
         run_date = (day + timedelta(days=1)).isoformat()
+        import_errors: dict[str, str] | None = None
         for dag_id in DAG_IDS:
             print(f"  airflow        dags test {dag_id} {run_date}   (covers {day}) ...")
             result = env.airflow("dags", "test", dag_id, run_date, check=False)
             if result.returncode != 0 or "state=failed" in result.stdout + result.stderr:
                 failed.append(dag_id)
-                print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+                # `dags test` says only "could not be found" for a DAG file that failed to import: ask why.
+                import_errors = env.import_errors() if import_errors is None else import_errors
+                if not import_errors:
+                    print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
+        if failed:
+            # A failed run leaves no complete outputs to sum up: say what failed and where to look instead.
+            why = "could not be imported" if import_errors else f"failed; task logs in {workdir / 'airflow' / 'logs'}"
+            print(
+                describe_import_errors(import_errors or {}),
+                f"\nDEMO FAILED: {', '.join(failed)} {why}",
+                file=sys.stderr,
+            )
+            return 1
         seller = seller_facts(workdir, sandbox, day)
         buyer = buyer_facts(workdir, sandbox, day)
     print(
@@ -128,10 +152,10 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
   Logs    {workdir / "airflow" / "logs"}
   Done in {time.monotonic() - began:.0f}s; the sandbox is stopped."""
     )
-    ok = not failed and seller["matches_ground_truth"] and seller["references_pushed"] == seller["loaded"]
+    ok = seller["matches_ground_truth"] and seller["references_pushed"] == seller["loaded"]
     ok = ok and buyer["needs_in_consentio"] == buyer["demand_lines"]
     if not ok:
-        print(f"\nDEMO FAILED{': ' + ', '.join(failed) if failed else ''}", file=sys.stderr)
+        print("\nDEMO FAILED: the outputs differ from the sandbox's ground truth", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -185,6 +185,15 @@ class AirflowEnv:
             self.airflow("connections", "add", conn_id, "--conn-json", value)
         self.connections.clear()
 
+    def import_errors(self) -> dict[str, str]:
+        """DAG file -> traceback, for every file of the DAGs folder that fails to import (parsed as Airflow does)."""
+        result = self.airflow("dags", "list-import-errors", "--local", "--output", "json", check=False)
+        # Exit status 1 means "errors found"; log lines may precede the JSON on stdout.
+        listing = [line for line in result.stdout.splitlines() if line.startswith("[")]
+        if not listing:
+            raise RuntimeError(f"airflow dags list-import-errors exited {result.returncode}:\n{result.stderr[-4000:]}")
+        return {row["filepath"]: row["error"] for row in json.loads(listing[-1])}
+
     def airflow(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [PYTHON, "-m", "airflow", *args],

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, CronTriggerTimetable, task
+from airflow.sdk import DAG, task
 
 from airflow_provider_consentio.operators.orders import (
     ConsentioEditedOrdersOperator,
@@ -24,6 +24,7 @@ from airflow_provider_consentio.operators.purchase_needs import (
     ConsentioUpsertPurchaseNeedsOperator,
 )
 from airflow_provider_consentio.sensors.orders import ConsentioOrdersSensor
+from airflow_provider_consentio.version_compat import CronDataIntervalTimetable, CronTriggerTimetable
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
 DAILY = CronDataIntervalTimetable("@daily", timezone="UTC")

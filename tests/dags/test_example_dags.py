@@ -48,7 +48,7 @@ PARSE_CHILD = r"""
 import inspect, json, os, socket, sys, warnings
 
 import airflow.sdk  # noqa: F401
-from airflow.dag_processing.dagbag import DagBag
+from airflow_provider_consentio.version_compat import DagBag
 
 baseline = set(sys.modules)
 network, lookups = [], []
@@ -116,7 +116,7 @@ with warnings.catch_warnings(record=True) as caught:
     bag.process_file(path, only_if_updated=False)
     new_modules = sorted(set(sys.modules) - baseline)
     # The dag-processor serializes what it parsed: that must not look anything up either.
-    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow_provider_consentio.version_compat import DagSerialization
 
     for dag in bag.dags.values():
         json.dumps(DagSerialization.to_dict(dag))
@@ -221,7 +221,7 @@ def test_the_parse_check_catches_a_file_that_misbehaves(tmp_path):
 
 @pytest.fixture(scope="module")
 def example_dags() -> dict[str, Any]:
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow_provider_consentio.version_compat import DagBag
 
     bag = DagBag(dag_folder=str(DAGS), collect_dags=False)
     for file_name in DAG_FILES:
@@ -236,7 +236,7 @@ def test_every_example_dag_is_found(example_dags):
 
 @pytest.mark.parametrize("dag_id", sorted(DAILY | {"consentio_orders_report"}))
 def test_dag_follows_the_example_conventions(example_dags, dag_id):
-    from airflow.sdk import CronDataIntervalTimetable
+    from airflow_provider_consentio.version_compat import CronDataIntervalTimetable
 
     dag = example_dags[dag_id]
     assert {"consentio", "example"} <= set(dag.tags)
@@ -247,14 +247,14 @@ def test_dag_follows_the_example_conventions(example_dags, dag_id):
     if dag_id in DAILY:
         # Real [start, end) days: a CronTriggerTimetable would hand every run a zero-length window.
         assert isinstance(timetable, CronDataIntervalTimetable), type(timetable)
-        assert timetable.expression in ("@daily", "0 0 * * *")
+        assert timetable == CronDataIntervalTimetable("@daily", timezone="UTC")
     else:
         assert type(timetable).__name__ == "AssetTriggeredTimetable", type(timetable)
 
 
 @pytest.mark.parametrize("dag_id", sorted(DAILY | {"consentio_orders_report"}))
 def test_dag_survives_a_serialization_round_trip(example_dags, dag_id):
-    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow_provider_consentio.version_compat import DagSerialization
 
     dag = example_dags[dag_id]
     stored = json.loads(json.dumps(DagSerialization.to_dict(dag)))

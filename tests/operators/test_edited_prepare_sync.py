@@ -159,8 +159,15 @@ def test_sync_reads_a_csv_file(run_dag, sandbox, tmp_path):
 def test_sensor_defers_until_an_order_arrives(run_dag, sandbox):
     window = {"start": "2030-01-01T00:00:00Z", "end": "2030-01-02T00:00:00Z"}
 
+    def order_lists_served() -> int:
+        requests = admin(sandbox, "GET", "/_sandbox/stats")["requests"]
+        return sum(count for route, count in requests.items() if route.startswith("GET /{ws}/order "))
+
     def add_order_later():
-        time.sleep(1.5)
+        # After the sensor's first check found nothing, however long the task took to start: then it must defer.
+        deadline = time.monotonic() + 120
+        while not order_lists_served() and time.monotonic() < deadline:
+            time.sleep(0.05)
         admin(sandbox, "POST", "/_sandbox/orders", json={"created_at": "2030-01-01T08:00:00Z", "status": "accepted"})
 
     adder = threading.Thread(target=add_order_later)
