@@ -1,0 +1,358 @@
+"""The example pipelines in production shape: Postgres, CeleryExecutor on Redis, two workers, data in S3.
+
+The stack, all on 127.0.0.1 and free ports, each process in its own session and stopped through it:
+* Postgres (Debian package): Airflow's metadata database, the Celery result backend, and the ERP (database `erp`,
+  reached through the postgres provider);
+* Redis (Debian package): the Celery broker;
+* moto's S3 server: the data directory is ``s3://aws_default@consentio-data/pipelines``, reached through an
+  Airflow ``aws`` connection whose extra names the endpoint;
+* api-server, scheduler, dag-processor, triggerer, and two Celery workers, each with its own working folder,
+  TMPDIR, AIRFLOW_HOME and hostname: tasks share nothing but S3 and the databases.
+
+Scenario: a 14-day backfill of the seller DAG and the buyer DAG, while a thread reads every S3 object as soon as it
+is listed (none may ever be partial or later replaced by other bytes); then a 7-day backfill during which one
+worker is SIGKILLed (with its task processes) while it runs tasks.
+
+How a killed worker's tasks come back: the task supervisor heartbeats each running task instance to the API
+server every few seconds; the scheduler fails a running task instance whose last heartbeat is older than
+``[scheduler] task_instance_heartbeat_timeout`` (default 300 s; 60 s here, checked every 5 s), and the task's
+retries put it back in the queue, where the surviving worker takes it (after the DAG's 30 s retry delay). The
+Celery message of a killed task stays unacknowledged in Redis (``task_acks_late``), but Redis redelivers it only
+after ``visibility_timeout`` (24 h by default), so it never races the retry. A task the dead worker had received
+but not started stays "queued" and is re-queued after ``[scheduler] task_queued_timeout`` (180 s here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack, closing
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
+from airflow_provider_consentio.demo.services import (
+    CeleryWorker,
+    PostgresServer,
+    RedisServer,
+    S3Server,
+    celery_settings,
+    missing_servers,
+)
+from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
+
+REPO = Path(__file__).resolve().parents[2]
+SELLER, BUYER, SENSOR = "consentio_seller_daily", "consentio_buyer_daily", "consentio_sensor_defers"
+BUCKET = "consentio-data"
+DATA_DIR = f"s3://aws_default@{BUCKET}/pipelines"
+FIRST_DAY, DAYS, SECOND_DAYS = date(2025, 3, 1), 14, 7
+DEMAND_LINES_PER_DAY = 10
+WORKERS = ("worker-1", "worker-2")
+# The seller fetches edits made since its interval start minus 7 days (ConsentioEditedOrdersOperator's lookback).
+EDIT_LOOKBACK = timedelta(days=7)
+
+
+def _servers_or_skip() -> None:
+    missing = missing_servers()
+    if missing:
+        message = f"distributed test needs {', '.join(missing)}: run `make services` (as root: apt-get install)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run it, not skip it
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    _servers_or_skip()
+    workdir = tmp_path_factory.mktemp("distributed")
+    logs = workdir / "logs"
+    with ExitStack() as services:
+        postgres = services.enter_context(PostgresServer(logs))
+        redis = services.enter_context(RedisServer(logs))
+        s3 = services.enter_context(S3Server(logs))
+        sandbox = services.enter_context(SandboxProcess(workdir / "sandbox"))
+        metadata_db = postgres.create_database("airflow")
+        postgres.create_database("erp")
+        s3.client().create_bucket(Bucket=BUCKET)
+        env = AirflowEnv(
+            home=workdir / "airflow",
+            dags_folder=REPO / "dags",
+            connections={
+                "consentio_default": sandbox.connection_json(),
+                "consentio_erp": postgres.airflow_connection("erp"),
+                "aws_default": s3.airflow_connection(),
+            },
+            variables={"consentio_data_dir": DATA_DIR},
+            settings={
+                **celery_settings(metadata_db, redis.url),
+                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+                    [
+                        _bundle("examples", REPO / "dags"),
+                        _bundle("distributed", Path(__file__).parent / "distributed_dags"),
+                    ]
+                ),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+            },
+        )
+        env.prepare()
+        airflow = services.enter_context(AirflowServices(env))
+        workers = [services.enter_context(CeleryWorker(env, name, workdir / name)) for name in WORKERS]
+        wait_until(lambda: _parsed(airflow, {SELLER, BUYER, SENSOR}), 180, "the dag-processor to parse the DAGs", 2)
+        yield Stack(sandbox, postgres, s3, env, airflow, workers)
+
+
+def _bundle(name: str, path: Path) -> dict[str, Any]:
+    return {
+        "name": name,
+        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+        "kwargs": {"path": str(path)},
+    }
+
+
+class Stack:
+    def __init__(self, sandbox, postgres, s3, env, airflow, workers):
+        self.sandbox, self.postgres, self.s3, self.env, self.airflow, self.workers = (
+            sandbox, postgres, s3, env, airflow, workers
+        )  # fmt: skip
+
+    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        with closing(psycopg2.connect(self.postgres.dsn("erp"))) as conn, conn.cursor() as cursor:
+            cursor.execute(sql, parameters)
+            rows = cursor.fetchall() if cursor.description else []
+            conn.commit()
+            return rows
+
+    def backfill(self, dag_id: str, first: date, days: int) -> None:
+        last = first + timedelta(days=days - 1)
+        self.env.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", str(first), "--to-date", str(last))
+
+    def backfill_runs(self, dag_id: str, first: date, days: int) -> list[dict[str, Any]]:
+        runs = self.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"run_type": "backfill", "limit": 100})
+        wanted = {str(first + timedelta(days=offset)) for offset in range(days)}
+        return [run for run in runs["dag_runs"] if run["data_interval_start"][:10] in wanted]
+
+    def wait_for_runs(self, dag_id: str, first: date, days: int, timeout: float) -> list[dict[str, Any]]:
+        def finished():
+            runs = self.backfill_runs(dag_id, first, days)
+            return runs if len(runs) == days and all(r["state"] in ("success", "failed") for r in runs) else None
+
+        return wait_until(finished, timeout, f"{days} backfill runs of {dag_id} to finish", interval=3)
+
+    def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            ti
+            for run in runs
+            for ti in self.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances")[
+                "task_instances"
+            ]
+        ]
+
+
+def _parsed(airflow: AirflowServices, dag_ids: set[str]) -> bool:
+    dags = airflow.api("GET", "/api/v2/dags", params={"limit": 100})["dags"]
+    return dag_ids <= {dag["dag_id"] for dag in dags}
+
+
+class BucketWatcher(threading.Thread):
+    """Reads every object under a prefix as soon as it is listed, and keeps what each version of it held."""
+
+    def __init__(self, client: Any, prefix: str):
+        super().__init__(daemon=True)
+        self.client, self.prefix = client, prefix
+        self.versions: dict[str, dict[str, list[str]]] = {}  # key -> ETag -> hash IDs in that version
+        self.broken: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.scan()
+            time.sleep(0.3)
+        self.scan()
+
+    def scan(self) -> None:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=self.prefix)
+        for item in (item for page in pages for item in page.get("Contents", [])):
+            key, etag = item["Key"], item["ETag"]
+            if etag in self.versions.get(key, {}):
+                continue
+            body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            try:
+                orders = [json.loads(line) for line in body.decode().splitlines()]
+                if body and not body.endswith(b"\n"):
+                    raise ValueError("no final newline")
+            except ValueError as exc:
+                self.broken.append(f"{key} ({len(body)} bytes): {exc}")
+                continue
+            self.versions.setdefault(key, {})[etag] = [order["hash_id"] for order in orders]
+
+
+def _day_key(day: date) -> str:
+    return f"pipelines/orders/{day}.jsonl"
+
+
+def _seed_demand_lines(stack: Stack, first: date, days: int) -> set[str]:
+    import random
+
+    rng = random.Random(7)
+    lines = [
+        demand_line(first + timedelta(days=d), n, rng) for d in range(days) for n in range(1, DEMAND_LINES_PER_DAY + 1)
+    ]
+    stack.erp(DEMAND_LINES_TABLE)
+    marks = ", ".join(["%s"] * len(COLUMNS))
+    for line in lines:
+        stack.erp(f"INSERT INTO demand_lines ({', '.join(COLUMNS)}) VALUES ({marks})", *(line[c] for c in COLUMNS))
+    return {line["line_code"] for line in lines}
+
+
+def _pending_edits_since(stack: Stack, since: datetime) -> set[tuple[str, str]]:
+    """(hash ID, version) of every sale order edit not yet seen whose version is at or after ``since``."""
+    pending = stack.sandbox.admin("GET", "/_sandbox/state")["pending_edits"]
+    edits = set()
+    for hash_id in pending:
+        answer = stack.sandbox.admin("GET", f"/_sandbox/orders/{hash_id}")
+        order, admin = answer["order"], answer["admin"]
+        if admin["kind"] == "sale" and datetime.fromisoformat(order["updated_at"]) >= since:
+            edits.add((hash_id, order["updated_at"]))
+    return edits
+
+
+def _truth(stack: Stack, day: date) -> list[str]:
+    start = datetime(day.year, day.month, day.day).isoformat() + "Z"
+    end = (datetime(day.year, day.month, day.day) + timedelta(days=1)).isoformat() + "Z"
+    orders = stack.sandbox.admin(
+        "GET", "/_sandbox/orders", params={"from": start, "to": end, "kind": "sale", "status": "accepted"}
+    )
+    return [order["hash_id"] for order in orders]
+
+
+def test_the_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_worker(stack):
+    airflow = stack.airflow
+    airflow.api("PATCH", f"/api/v2/dags/{SENSOR}", json={"is_paused": False})
+    run = airflow.api("POST", f"/api/v2/dags/{SENSOR}/dagRuns", json={"logical_date": None})
+    path = f"/api/v2/dags/{SENSOR}/dagRuns/{run['dag_run_id']}/taskInstances/wait_for_new_orders"
+    wait_until(lambda: airflow.api("GET", path)["state"] == "deferred", 300, "the sensor to defer", interval=2)
+    stack.sandbox.admin("POST", "/_sandbox/orders", json={"created_at": "2025-06-01T09:30:00Z"})
+    ti = wait_until(
+        lambda: (ti := airflow.api("GET", path))["state"] in ("success", "failed") and ti, 300, "the sensor to resume"
+    )
+    assert ti["state"] == "success"
+    assert ti["hostname"] in WORKERS
+    triggers = airflow.api("GET", f"{path}/tries")["task_instances"]
+    assert [t["state"] for t in triggers] == ["success"]  # one try: it resumed, it did not retry
+
+
+def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack):
+    airflow, sandbox = stack.airflow, stack.sandbox
+    expected_edits = _pending_edits_since(stack, datetime.fromisoformat(f"{FIRST_DAY - EDIT_LOOKBACK}T00:00:00+00:00"))
+    demand_codes = _seed_demand_lines(stack, FIRST_DAY, DAYS)
+    watcher = BucketWatcher(stack.s3.client(), "pipelines/orders/")
+    watcher.start()
+    try:
+        for dag_id in (SELLER, BUYER):
+            airflow.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+            stack.backfill(dag_id, FIRST_DAY, DAYS)
+        first_runs = stack.wait_for_runs(SELLER, FIRST_DAY, DAYS, timeout=900)
+        buyer_runs = stack.wait_for_runs(BUYER, FIRST_DAY, DAYS, timeout=600)
+
+        # Second backfill: kill worker-1 while it runs tasks of it.
+        second_day = FIRST_DAY + timedelta(days=DAYS)
+        stack.backfill(SELLER, second_day, SECOND_DAYS)
+        victim, survivor = stack.workers
+
+        def victim_busy():
+            runs = stack.backfill_runs(SELLER, second_day, SECOND_DAYS)
+            running = [ti for ti in stack.task_instances(SELLER, runs) if ti["state"] == "running"]
+            return [ti for ti in running if ti["hostname"] == victim.name]
+
+        killed = wait_until(victim_busy, 600, f"{victim.name} to run a task of the second backfill", interval=1)
+        victim.kill()
+        second_runs = stack.wait_for_runs(SELLER, second_day, SECOND_DAYS, timeout=900)
+    finally:
+        watcher.done.set()
+        watcher.join(60)
+
+    # Every run and task instance succeeded (or was skipped: prepare is off).
+    for dag_id, runs in ((SELLER, first_runs + second_runs), (BUYER, buyer_runs)):
+        assert [r["dag_run_id"] for r in runs if r["state"] != "success"] == [], dag_id
+    seller_tis = stack.task_instances(SELLER, first_runs + second_runs)
+    buyer_tis = stack.task_instances(BUYER, buyer_runs)
+    assert {ti["state"] for ti in seller_tis + buyer_tis} <= {"success", "skipped"}
+    ran = [ti for ti in seller_tis + buyer_tis if ti["state"] == "success"]
+    tasks_per_worker = dict(sorted(Counter(ti["hostname"] for ti in ran).items()))
+    first_tis = stack.task_instances(SELLER, first_runs) + buyer_tis
+    assert {ti["hostname"] for ti in first_tis if ti["state"] == "success"} == set(WORKERS)
+    second_tis = stack.task_instances(SELLER, second_runs)
+    retried = [ti for ti in second_tis if ti["try_number"] > 1]
+    killed_keys = {(ti["dag_run_id"], ti["task_id"], ti["map_index"]) for ti in killed}
+    for ti in second_tis:
+        if (ti["dag_run_id"], ti["task_id"], ti["map_index"]) in killed_keys:
+            assert ti["try_number"] > 1 and ti["hostname"] == survivor.name, ti
+
+    # S3: one object per day, exactly that day's accepted orders; every version ever seen was complete and final.
+    all_days = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS + SECOND_DAYS)]
+    truth = {day: _truth(stack, day) for day in all_days}
+    assert watcher.broken == []
+    replaced = {key: len(versions) for key, versions in watcher.versions.items() if len(versions) > 1}
+    assert replaced == {}
+    objects = {
+        day: next(iter(watcher.versions[_day_key(day)].values()))
+        for day in all_days
+        if _day_key(day) in watcher.versions
+    }
+    lost = sum(len(set(truth[day]) - set(objects.get(day, []))) for day in all_days)
+    in_objects = Counter(hash_id for hash_ids in objects.values() for hash_id in hash_ids)
+    duplicated = sum(count - 1 for count in in_objects.values()) + sum(
+        len(set(objects.get(day, [])) - set(truth[day])) for day in all_days
+    )
+
+    # ERP: each order once, with its ERP number pushed back to Consentio.
+    erp_rows = stack.erp("SELECT hash_id, erp_number FROM erp_orders")
+    expected_orders = {hash_id for day in all_days for hash_id in truth[day]}
+    loaded = dict(erp_rows)
+    edited_hash_ids = {hash_id for hash_id, _ in expected_edits}
+    lost += len(expected_orders - set(loaded))
+    duplicated += len(erp_rows) - len(loaded) + len(set(loaded) - expected_orders - edited_hash_ids)
+    references = sandbox.admin("GET", "/_sandbox/state")["external_refs"]
+    refs = sum(
+        1
+        for hash_id in expected_orders
+        if references.get(hash_id) == {"external_id": loaded.get(hash_id), "external_status": "imported"}
+    )
+    lost += len(expected_orders) - refs
+
+    # Edits: every pending edit inside the lookback applied once in the ERP and marked seen.
+    applied = Counter(stack.erp("SELECT hash_id, updated_at FROM erp_order_edits"))
+    still_pending = set(sandbox.admin("GET", "/_sandbox/state")["pending_edits"])
+    edits_seen = sum(1 for edit in expected_edits if applied[edit] and edit[0] not in still_pending)
+    lost += len(expected_edits) - edits_seen
+
+    # Purchase needs: exactly the planned demand lines.
+    needs = sandbox.admin("GET", "/_sandbox/purchase-needs")
+    need_codes = Counter(need["code"] for need in needs)
+    lost += len(demand_codes - set(need_codes))
+    duplicated += sum(count - 1 for count in need_codes.values()) + len(set(need_codes) - demand_codes)
+
+    orders_per_day = [len(truth[day]) for day in all_days]
+    summary = (
+        f"distributed: days={DAYS}+{SECOND_DAYS} orders={sum(orders_per_day)} (per day {min(orders_per_day)}"
+        f"-{max(orders_per_day)}) objects={len(objects)} erp_rows={len(erp_rows)} refs={refs}"
+        f" edits_seen={edits_seen}/{len(expected_edits)} needs={len(needs)}/{len(demand_codes)}"
+        f" tasks_per_worker={tasks_per_worker} killed_running={len(killed)} retried={len(retried)}"
+        f" lost={lost} duplicated={duplicated}"
+    )
+    print(summary)
+    assert (lost, duplicated) == (0, 0), summary
+    assert len(objects) == DAYS + SECOND_DAYS and len(retried) >= len(killed) >= 1, summary
