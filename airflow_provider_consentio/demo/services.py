@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -328,3 +329,150 @@ class CeleryWorker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def dag_bundles(**folders: Path) -> str:
+    """``[dag_processor] dag_bundle_config_list``: one local bundle per named folder."""
+    import json
+
+    classpath = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    return json.dumps([{"name": n, "classpath": classpath, "kwargs": {"path": str(p)}} for n, p in folders.items()])
+
+
+# A killed worker's running tasks are failed (then retried elsewhere) once their heartbeat is this old; a task a dead
+# worker had received but not started is re-queued after the queued timeout. Airflow's defaults (300 s, 600 s) suit
+# production; a test wants the recovery within minutes, with room for a loaded two-core machine.
+FAST_RECOVERY = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+}
+
+
+class ProductionAirflow:
+    """Postgres (metadata DB, Celery results, the ERP), Redis, S3, the sandbox, Airflow's services and workers.
+
+    ``executor="celery"`` starts one Celery worker per name in ``workers``; ``"local"`` runs tasks in the scheduler's
+    LocalExecutor. The ERP is the database ``erp``, reached through the connection ``consentio_erp``; S3 through
+    ``aws_default`` with the bucket ``bucket`` created.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        bundles: dict[str, Path],
+        executor: str = "celery",
+        workers: tuple[str, ...] = ("worker-1", "worker-2"),
+        bucket: str = "consentio-data",
+        variables: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
+    ):
+        self.workdir, self.bundles, self.executor, self.worker_names = workdir, bundles, executor, workers
+        self.bucket, self.variables, self.settings = bucket, variables or {}, settings or {}
+        self.workers: list[CeleryWorker] = []
+        self._services = contextlib.ExitStack()
+
+    def start(self) -> ProductionAirflow:
+        from airflow_provider_consentio.demo.stack import AirflowServices, SandboxProcess
+
+        logs, enter = self.workdir / "logs", self._services.enter_context
+        try:
+            self.postgres = enter(PostgresServer(logs))
+            redis = enter(RedisServer(logs)) if self.executor == "celery" else None
+            self.s3 = enter(S3Server(logs))
+            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox"))
+            metadata_db = self.postgres.create_database("airflow")
+            self.postgres.create_database("erp")
+            self.s3.client().create_bucket(Bucket=self.bucket)
+            if redis is not None:
+                executor_settings = celery_settings(metadata_db, redis.url)
+            else:
+                executor_settings = {
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
+                }
+            self.env = AirflowEnv(
+                home=self.workdir / "airflow",
+                dags_folder=next(iter(self.bundles.values())),
+                connections={
+                    "consentio_default": self.sandbox.connection_json(),
+                    "consentio_erp": self.postgres.airflow_connection("erp"),
+                    "aws_default": self.s3.airflow_connection(),
+                },
+                variables=self.variables,
+                settings={
+                    **executor_settings,
+                    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": dag_bundles(**self.bundles),
+                    **self.settings,
+                },
+            )
+            self.env.prepare()
+            self.airflow = enter(AirflowServices(self.env))
+            if self.executor == "celery":
+                self.workers = [enter(CeleryWorker(self.env, n, self.workdir / n)) for n in self.worker_names]
+        except BaseException:
+            self._services.close()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._services.close()
+
+    def __enter__(self) -> ProductionAirflow:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        conn = psycopg2.connect(self.postgres.dsn("erp"))
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, parameters)
+                rows = cursor.fetchall() if cursor.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    def wait_for_dags(self, dag_ids: set[str], timeout: float = 180.0) -> None:
+        def parsed() -> bool:
+            dags = self.airflow.api("GET", "/api/v2/dags", params={"limit": 100})["dags"]
+            return dag_ids <= {dag["dag_id"] for dag in dags}
+
+        wait_until(parsed, timeout, f"the dag-processor to parse {', '.join(sorted(dag_ids))}", interval=2)
+
+    def backfill(self, dag_id: str, first: date, days: int) -> None:
+        """Unpause ``dag_id`` (the scheduler runs a backfill only then) and backfill ``days`` days from ``first``."""
+        self.airflow.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        last = first + timedelta(days=days - 1)
+        self.env.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", str(first), "--to-date", str(last))
+
+    def backfill_runs(self, dag_id: str, first: date, days: int) -> list[dict[str, Any]]:
+        wanted = {str(first + timedelta(days=offset)) for offset in range(days)}
+        runs = self._pages(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs", run_type="backfill")
+        return [run for run in runs if run["data_interval_start"][:10] in wanted]
+
+    def wait_for_runs(self, dag_id: str, first: date, days: int, timeout: float) -> list[dict[str, Any]]:
+        def finished() -> list[dict[str, Any]] | None:
+            runs = self.backfill_runs(dag_id, first, days)
+            return runs if len(runs) == days and all(r["state"] in ("success", "failed") for r in runs) else None
+
+        return wait_until(finished, timeout, f"{days} backfill runs of {dag_id} to finish", interval=3)
+
+    def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        run_ids = {run["dag_run_id"] for run in runs}
+        tis = self._pages(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", "task_instances")
+        return [ti for ti in tis if ti["dag_run_id"] in run_ids]
+
+    def _pages(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.airflow.api("GET", path, params={**params, "limit": 100, "offset": len(items)})
+            items.extend(page[key])
+            if not page[key] or len(items) >= page["total_entries"]:
+                return items

@@ -15,11 +15,12 @@ worker is SIGKILLed (with its task processes) while it runs tasks.
 
 How a killed worker's tasks come back: the task supervisor heartbeats each running task instance to the API
 server every few seconds; the scheduler fails a running task instance whose last heartbeat is older than
-``[scheduler] task_instance_heartbeat_timeout`` (default 300 s; 60 s here, checked every 5 s), and the task's
-retries put it back in the queue, where the surviving worker takes it (after the DAG's 30 s retry delay). The
-Celery message of a killed task stays unacknowledged in Redis (``task_acks_late``), but Redis redelivers it only
-after ``visibility_timeout`` (24 h by default), so it never races the retry. A task the dead worker had received
-but not started stays "queued" and is re-queued after ``[scheduler] task_queued_timeout`` (180 s here).
+``[scheduler] task_instance_heartbeat_timeout`` (default 300 s; 60 s here, checked every 5 s: FAST_RECOVERY), and
+the task's retries put it back in the queue, where the surviving worker takes it (after the DAG's 30 s retry
+delay). The Celery message of a killed task stays unacknowledged in Redis (``task_acks_late``), but Redis
+redelivers it only after ``visibility_timeout`` (24 h by default), so it never races the retry. A task the dead
+worker had received but not started stays "queued" and is re-queued after ``[scheduler] task_queued_timeout``
+(180 s here).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import os
 import threading
 import time
 from collections import Counter
-from contextlib import ExitStack, closing
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,15 +37,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
-from airflow_provider_consentio.demo.services import (
-    CeleryWorker,
-    PostgresServer,
-    RedisServer,
-    S3Server,
-    celery_settings,
-    missing_servers,
-)
-from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, wait_until
+from airflow_provider_consentio.demo.services import FAST_RECOVERY, ProductionAirflow, missing_servers
+from airflow_provider_consentio.demo.stack import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
@@ -72,98 +65,17 @@ def _servers_or_skip() -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     _servers_or_skip()
-    workdir = tmp_path_factory.mktemp("distributed")
-    logs = workdir / "logs"
-    with ExitStack() as services:
-        postgres = services.enter_context(PostgresServer(logs))
-        redis = services.enter_context(RedisServer(logs))
-        s3 = services.enter_context(S3Server(logs))
-        sandbox = services.enter_context(SandboxProcess(workdir / "sandbox"))
-        metadata_db = postgres.create_database("airflow")
-        postgres.create_database("erp")
-        s3.client().create_bucket(Bucket=BUCKET)
-        env = AirflowEnv(
-            home=workdir / "airflow",
-            dags_folder=REPO / "dags",
-            connections={
-                "consentio_default": sandbox.connection_json(),
-                "consentio_erp": postgres.airflow_connection("erp"),
-                "aws_default": s3.airflow_connection(),
-            },
-            variables={"consentio_data_dir": DATA_DIR},
-            settings={
-                **celery_settings(metadata_db, redis.url),
-                "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
-                    [
-                        _bundle("examples", REPO / "dags"),
-                        _bundle("distributed", Path(__file__).parent / "distributed_dags"),
-                    ]
-                ),
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
-                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
-            },
-        )
-        env.prepare()
-        airflow = services.enter_context(AirflowServices(env))
-        workers = [services.enter_context(CeleryWorker(env, name, workdir / name)) for name in WORKERS]
-        wait_until(lambda: _parsed(airflow, {SELLER, BUYER, SENSOR}), 180, "the dag-processor to parse the DAGs", 2)
-        yield Stack(sandbox, postgres, s3, env, airflow, workers)
-
-
-def _bundle(name: str, path: Path) -> dict[str, Any]:
-    return {
-        "name": name,
-        "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
-        "kwargs": {"path": str(path)},
-    }
-
-
-class Stack:
-    def __init__(self, sandbox, postgres, s3, env, airflow, workers):
-        self.sandbox, self.postgres, self.s3, self.env, self.airflow, self.workers = (
-            sandbox, postgres, s3, env, airflow, workers
-        )  # fmt: skip
-
-    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
-        import psycopg2
-
-        with closing(psycopg2.connect(self.postgres.dsn("erp"))) as conn, conn.cursor() as cursor:
-            cursor.execute(sql, parameters)
-            rows = cursor.fetchall() if cursor.description else []
-            conn.commit()
-            return rows
-
-    def backfill(self, dag_id: str, first: date, days: int) -> None:
-        last = first + timedelta(days=days - 1)
-        self.env.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", str(first), "--to-date", str(last))
-
-    def backfill_runs(self, dag_id: str, first: date, days: int) -> list[dict[str, Any]]:
-        runs = self.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"run_type": "backfill", "limit": 100})
-        wanted = {str(first + timedelta(days=offset)) for offset in range(days)}
-        return [run for run in runs["dag_runs"] if run["data_interval_start"][:10] in wanted]
-
-    def wait_for_runs(self, dag_id: str, first: date, days: int, timeout: float) -> list[dict[str, Any]]:
-        def finished():
-            runs = self.backfill_runs(dag_id, first, days)
-            return runs if len(runs) == days and all(r["state"] in ("success", "failed") for r in runs) else None
-
-        return wait_until(finished, timeout, f"{days} backfill runs of {dag_id} to finish", interval=3)
-
-    def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            ti
-            for run in runs
-            for ti in self.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances")[
-                "task_instances"
-            ]
-        ]
-
-
-def _parsed(airflow: AirflowServices, dag_ids: set[str]) -> bool:
-    dags = airflow.api("GET", "/api/v2/dags", params={"limit": 100})["dags"]
-    return dag_ids <= {dag["dag_id"] for dag in dags}
+    production = ProductionAirflow(
+        tmp_path_factory.mktemp("distributed"),
+        bundles={"examples": REPO / "dags", "distributed": Path(__file__).parent / "distributed_dags"},
+        workers=WORKERS,
+        bucket=BUCKET,
+        variables={"consentio_data_dir": DATA_DIR},
+        settings=FAST_RECOVERY,
+    )
+    with production:
+        production.wait_for_dags({SELLER, BUYER, SENSOR})
+        yield production
 
 
 class BucketWatcher(threading.Thread):
@@ -203,7 +115,7 @@ def _day_key(day: date) -> str:
     return f"pipelines/orders/{day}.jsonl"
 
 
-def _seed_demand_lines(stack: Stack, first: date, days: int) -> set[str]:
+def _seed_demand_lines(stack: ProductionAirflow, first: date, days: int) -> set[str]:
     import random
 
     rng = random.Random(7)
@@ -217,7 +129,7 @@ def _seed_demand_lines(stack: Stack, first: date, days: int) -> set[str]:
     return {line["line_code"] for line in lines}
 
 
-def _pending_edits_since(stack: Stack, since: datetime) -> set[tuple[str, str]]:
+def _pending_edits_since(stack: ProductionAirflow, since: datetime) -> set[tuple[str, str]]:
     """(hash ID, version) of every sale order edit not yet seen whose version is at or after ``since``."""
     pending = stack.sandbox.admin("GET", "/_sandbox/state")["pending_edits"]
     edits = set()
@@ -229,7 +141,7 @@ def _pending_edits_since(stack: Stack, since: datetime) -> set[tuple[str, str]]:
     return edits
 
 
-def _truth(stack: Stack, day: date) -> list[str]:
+def _truth(stack: ProductionAirflow, day: date) -> list[str]:
     start = datetime(day.year, day.month, day.day).isoformat() + "Z"
     end = (datetime(day.year, day.month, day.day) + timedelta(days=1)).isoformat() + "Z"
     orders = stack.sandbox.admin(
@@ -255,14 +167,13 @@ def test_the_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_worker(st
 
 
 def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack):
-    airflow, sandbox = stack.airflow, stack.sandbox
+    sandbox = stack.sandbox
     expected_edits = _pending_edits_since(stack, datetime.fromisoformat(f"{FIRST_DAY - EDIT_LOOKBACK}T00:00:00+00:00"))
     demand_codes = _seed_demand_lines(stack, FIRST_DAY, DAYS)
     watcher = BucketWatcher(stack.s3.client(), "pipelines/orders/")
     watcher.start()
     try:
         for dag_id in (SELLER, BUYER):
-            airflow.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
             stack.backfill(dag_id, FIRST_DAY, DAYS)
         first_runs = stack.wait_for_runs(SELLER, FIRST_DAY, DAYS, timeout=900)
         buyer_runs = stack.wait_for_runs(BUYER, FIRST_DAY, DAYS, timeout=600)
