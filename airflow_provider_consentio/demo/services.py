@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -329,6 +329,11 @@ class CeleryWorker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def api_instant(value: str) -> datetime:
+    """A timestamp of Airflow's REST API as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def dag_bundles(**folders: Path) -> str:

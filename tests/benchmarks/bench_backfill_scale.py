@@ -23,16 +23,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.services import ProductionAirflow, missing_servers
+from airflow_provider_consentio.demo.services import ProductionAirflow, api_instant, missing_servers
 
 REPO = Path(__file__).resolve().parents[2]
 SELLER, NOOP = "consentio_seller_daily", "consentio_seller_noop"
 FIRST_DAY = date(2025, 1, 1)  # the sandbox seeds 90 days from here
 BUCKET = "consentio-data"
-
-
-def _instant(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def measure(stack: ProductionAirflow, dag_id: str, days: int) -> dict[str, Any]:
@@ -43,8 +39,8 @@ def measure(stack: ProductionAirflow, dag_id: str, days: int) -> dict[str, Any]:
     if failed:
         raise SystemExit(f"{dag_id}: {len(failed)} backfill run(s) failed, e.g. {failed[:3]}")
     tis = [ti for ti in stack.task_instances(dag_id, runs) if ti["state"] == "success"]
-    wall = (max(_instant(run["end_date"]) for run in runs) - started).total_seconds()
-    queue_wait = [(_instant(ti["start_date"]) - _instant(ti["queued_when"])).total_seconds() for ti in tis]
+    wall = (max(api_instant(run["end_date"]) for run in runs) - started).total_seconds()
+    queue_wait = [(api_instant(ti["start_date"]) - api_instant(ti["queued_when"])).total_seconds() for ti in tis]
     run_time = [ti["duration"] for ti in tis]
     per_task: dict[str, list[float]] = defaultdict(list)
     for ti in tis:

@@ -30,14 +30,14 @@ import os
 import threading
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
-from airflow_provider_consentio.demo.services import FAST_RECOVERY, ProductionAirflow, missing_servers
+from airflow_provider_consentio.demo.services import FAST_RECOVERY, ProductionAirflow, api_instant, missing_servers
 from airflow_provider_consentio.demo.stack import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
@@ -183,13 +183,19 @@ def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack):
         stack.backfill(SELLER, second_day, SECOND_DAYS)
         victim, survivor = stack.workers
 
-        def victim_busy():
+        def running_on_victim():
             runs = stack.backfill_runs(SELLER, second_day, SECOND_DAYS)
-            running = [ti for ti in stack.task_instances(SELLER, runs) if ti["state"] == "running"]
-            return [ti for ti in running if ti["hostname"] == victim.name]
+            tis = stack.task_instances(SELLER, runs)
+            return [ti for ti in tis if ti["state"] == "running" and ti["hostname"] == victim.name]
 
-        killed = wait_until(victim_busy, 600, f"{victim.name} to run a task of the second backfill", interval=1)
+        def victim_just_started_a_task():
+            # A task that started under a second ago still runs when the kill lands (tasks take seconds).
+            now = datetime.now(UTC)
+            return any(now - api_instant(ti["start_date"]) < timedelta(seconds=1) for ti in running_on_victim())
+
+        wait_until(victim_just_started_a_task, 600, f"{victim.name} to start a task of the second backfill", 0.3)
         victim.kill()
+        killed = running_on_victim()  # nothing can change their state now but the scheduler's heartbeat check
         second_runs = stack.wait_for_runs(SELLER, second_day, SECOND_DAYS, timeout=900)
     finally:
         watcher.done.set()
