@@ -49,19 +49,46 @@ def _fail_if_exited(process: subprocess.Popen[bytes], name: str, log: Path) -> N
         raise RuntimeError(f"{name} exited {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
-class PostgresServer:
+class _ServerProcess:
+    """A server in its own session on a free loopback port, logging to ``<log_dir>/<name>.log``."""
+
+    name = "server"
+
+    def __init__(self, log_dir: Path):
+        self.log = log_dir / f"{self.name}.log"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        _fail_if_exited(self.process, self.name, self.log)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process, grace=10)
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class PostgresServer(_ServerProcess):
     """A throwaway Postgres cluster: trust auth for the superuser ``airflow``, one database per ``create_database``.
 
     Postgres refuses to run as root, so as root it runs as the ``postgres`` user, in a folder that user owns (a
     pytest tmp folder is private to root, hence a folder of its own under the system temp dir).
     """
 
+    name = "postgres"
     USER = "airflow"
 
     def __init__(self, log_dir: Path):
-        self.log = log_dir / "postgres.log"
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(log_dir)
         self.root: Path | None = None
 
     def start(self, timeout: float = 120.0) -> PostgresServer:
@@ -93,8 +120,7 @@ class PostgresServer:
     def _ready(self) -> bool:
         import psycopg2
 
-        assert self.process is not None
-        _fail_if_exited(self.process, "postgres", self.log)
+        self._check_alive()
         try:
             psycopg2.connect(self.dsn("postgres"), connect_timeout=2).close()
         except psycopg2.OperationalError:
@@ -128,26 +154,19 @@ class PostgresServer:
                 os.killpg(self.process.pid, signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(30)
-        if self.process is not None:
-            _stop(self.process, grace=5)
+        super().stop()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> PostgresServer:
-        return self.start()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class RedisServer:
+class RedisServer(_ServerProcess):
     """redis-server in the foreground, in memory only (no RDB snapshots, no AOF)."""
 
+    name = "redis"
+
     def __init__(self, log_dir: Path):
-        self.log = log_dir / "redis.log"
-        self.port = free_port()
+        super().__init__(log_dir)
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> RedisServer:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -158,36 +177,24 @@ class RedisServer:
     def _ready(self) -> bool:
         import redis
 
-        assert self.process is not None
-        _fail_if_exited(self.process, "redis-server", self.log)
+        self._check_alive()
         try:
             return bool(redis.Redis.from_url(self.url, socket_connect_timeout=2).ping())
         except redis.ConnectionError:
             return False
 
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process, grace=10)
 
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-class S3Server:
+class S3Server(_ServerProcess):
     """moto's S3-compatible server mode in its own process; any access key is accepted."""
 
     ACCESS_KEY = "consentio-test"
     SECRET_KEY = "consentio-test-secret"
     REGION = "us-east-1"
+    name = "s3"
 
     def __init__(self, log_dir: Path):
-        self.log = log_dir / "s3.log"
-        self.port = free_port()
+        super().__init__(log_dir)
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> S3Server:
         self.process = _start([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], self.log)
@@ -195,8 +202,7 @@ class S3Server:
         return self
 
     def _ready(self) -> bool:
-        assert self.process is not None
-        _fail_if_exited(self.process, "moto_server", self.log)
+        self._check_alive()
         try:
             return httpx.get(self.endpoint_url + "/moto-api/", timeout=2).status_code < 500
         except httpx.HTTPError:
@@ -225,16 +231,6 @@ class S3Server:
                 "extra": {"endpoint_url": self.endpoint_url, "region_name": self.REGION},
             }
         )
-
-    def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process, grace=10)
-
-    def __enter__(self) -> S3Server:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def celery_settings(metadata_db_url: str, broker_url: str) -> dict[str, str]:
