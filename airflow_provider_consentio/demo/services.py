@@ -49,6 +49,15 @@ def _fail_if_exited(process: subprocess.Popen[bytes], name: str, log: Path) -> N
         raise RuntimeError(f"{name} exited {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
 
 
+def _wait_ready(server: Any, timeout: float, what: str, interval: float) -> None:
+    """Wait for ``server._ready()``; stop the server if it never gets there or the wait is interrupted."""
+    try:
+        wait_until(server._ready, timeout, what, interval)
+    except BaseException:
+        server.stop()
+        raise
+
+
 class _ServerProcess:
     """A server in its own session on a free loopback port, logging to ``<log_dir>/<name>.log``."""
 
@@ -114,7 +123,7 @@ class PostgresServer(_ServerProcess):
         }
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         self.process = _start([*as_owner, str(bin_dir / "postgres"), "-D", str(data), *options], self.log)
-        wait_until(self._ready, timeout, "Postgres to accept connections", interval=0.3)
+        _wait_ready(self, timeout, "Postgres to accept connections", interval=0.3)
         return self
 
     def _ready(self) -> bool:
@@ -171,7 +180,7 @@ class RedisServer(_ServerProcess):
     def start(self, timeout: float = 60.0) -> RedisServer:
         command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.process = _start(command, self.log)
-        wait_until(self._ready, timeout, "Redis to answer PING", interval=0.2)
+        _wait_ready(self, timeout, "Redis to answer PING", interval=0.2)
         return self
 
     def _ready(self) -> bool:
@@ -198,7 +207,7 @@ class S3Server(_ServerProcess):
 
     def start(self, timeout: float = 60.0) -> S3Server:
         self.process = _start([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)], self.log)
-        wait_until(self._ready, timeout, "the S3 server to listen", interval=0.3)
+        _wait_ready(self, timeout, "the S3 server to listen", interval=0.3)
         return self
 
     def _ready(self) -> bool:
@@ -282,7 +291,7 @@ class CeleryWorker:
         command = [PYTHON, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{self.name}@%h"]
         command += ["--concurrency", str(self.concurrency), "--skip-serve-logs", "--without-mingle"]
         self.process = _start(command, self.log, env=self.environ(), cwd=self.workdir)
-        wait_until(self._ready, timeout, f"Celery worker {self.name} to be ready", interval=0.5)
+        _wait_ready(self, timeout, f"Celery worker {self.name} to be ready", interval=0.5)
         return self
 
     def _ready(self) -> bool:
