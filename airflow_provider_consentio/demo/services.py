@@ -387,7 +387,7 @@ class ProductionAirflow:
     def start(self) -> ProductionAirflow:
         from airflow_provider_consentio.demo.stack import AirflowServices, SandboxProcess
 
-        logs, enter = self.workdir / "logs", self._services.enter_context
+        logs, enter = self.workdir / "logs", self._started
         try:
             self.postgres = enter(PostgresServer(logs))
             redis = enter(RedisServer(logs)) if self.executor == "celery" else None
@@ -426,6 +426,11 @@ class ProductionAirflow:
             self._services.close()
             raise
         return self
+
+    def _started(self, service: Any) -> Any:
+        """Start ``service``, stopped with the rest even if its own start fails half-way."""
+        self._services.callback(service.stop)
+        return service.start()
 
     def stop(self) -> None:
         self._services.close()
