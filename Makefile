@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint unit chaos airflow bench clean browser screenshots test-oldest demo-oldest
+.PHONY: demo test lint unit chaos airflow bench clean browser screenshots test-oldest demo-oldest services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,17 @@ demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_consentio.demo
 
 ## Lint, types, and the whole test suite (unit, sandbox, DAGs, scheduler end-to-end, chaos, crash safety).
-test: $(STAMP) lint browser
+test: $(STAMP) lint browser services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Postgres and Redis (Debian packages) for the distributed end-to-end test; quick when already installed.
+services:
+	@if command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+			postgresql redis-server >/dev/null; \
+	else echo "services: cannot install postgresql and redis-server (not root, or no apt-get);" \
+		"the distributed test will say why it skipped"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

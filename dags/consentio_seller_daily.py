@@ -70,7 +70,12 @@ def _erp() -> Any:
     # log_sql=False: the CREATE TABLE IF NOT EXISTS statements would otherwise fill every run's log.
     hook = BaseHook.get_connection(ERP_CONN_ID).get_hook(hook_params={"log_sql": False})
     for statement in ERP_TABLES:
-        hook.run(statement)
+        try:
+            hook.run(statement)
+        except Exception:
+            # Concurrent runs (a backfill) may race to create a table; Postgres then fails all but one
+            # CREATE TABLE IF NOT EXISTS with a unique violation. The table exists now: this one is a no-op.
+            hook.run(statement)
     return hook
 
 

@@ -1,0 +1,275 @@
+"""The example pipelines in production shape: Postgres, CeleryExecutor on Redis, two workers, data in S3.
+
+The stack, all on 127.0.0.1 and free ports, each process in its own session and stopped through it:
+* Postgres (Debian package): Airflow's metadata database, the Celery result backend, and the ERP (database `erp`,
+  reached through the postgres provider);
+* Redis (Debian package): the Celery broker;
+* moto's S3 server: the data directory is ``s3://aws_default@consentio-data/pipelines``, reached through an
+  Airflow ``aws`` connection whose extra names the endpoint;
+* api-server, scheduler, dag-processor, triggerer, and two Celery workers, each with its own working folder,
+  TMPDIR, AIRFLOW_HOME and hostname: tasks share nothing but S3 and the databases.
+
+Scenario: a 14-day backfill of the seller DAG and the buyer DAG, while a thread reads every S3 object as soon as it
+is listed (none may ever be partial or later replaced by other bytes); then a 7-day backfill during which one
+worker is SIGKILLed (with its task processes) while it runs tasks.
+
+How a killed worker's tasks come back: the task supervisor heartbeats each running task instance to the API
+server every few seconds; the scheduler fails a running task instance whose last heartbeat is older than
+``[scheduler] task_instance_heartbeat_timeout`` (default 300 s; 60 s here, checked every 5 s: FAST_RECOVERY), and
+the task's retries put it back in the queue, where the surviving worker takes it (after the DAG's 30 s retry
+delay). The Celery message of a killed task stays unacknowledged in Redis (``task_acks_late``), but Redis
+redelivers it only after ``visibility_timeout`` (24 h by default), so it never races the retry. A task the dead
+worker had received but not started stays "queued" and is re-queued after ``[scheduler] task_queued_timeout``
+(180 s here).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
+from airflow_provider_consentio.demo.services import FAST_RECOVERY, ProductionAirflow, api_instant, missing_servers
+from airflow_provider_consentio.demo.stack import wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
+
+REPO = Path(__file__).resolve().parents[2]
+SELLER, BUYER, SENSOR = "consentio_seller_daily", "consentio_buyer_daily", "consentio_sensor_defers"
+BUCKET = "consentio-data"
+DATA_DIR = f"s3://aws_default@{BUCKET}/pipelines"
+FIRST_DAY, DAYS, SECOND_DAYS = date(2025, 3, 1), 14, 7
+DEMAND_LINES_PER_DAY = 10
+WORKERS = ("worker-1", "worker-2")
+# The seller fetches edits made since its interval start minus 7 days (ConsentioEditedOrdersOperator's lookback).
+EDIT_LOOKBACK = timedelta(days=7)
+
+
+def _servers_or_skip() -> None:
+    missing = missing_servers()
+    if missing:
+        message = f"distributed test needs {', '.join(missing)}: run `make services` (as root: apt-get install)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run it, not skip it
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    _servers_or_skip()
+    production = ProductionAirflow(
+        tmp_path_factory.mktemp("distributed"),
+        bundles={"examples": REPO / "dags", "distributed": Path(__file__).parent / "distributed_dags"},
+        workers=WORKERS,
+        bucket=BUCKET,
+        variables={"consentio_data_dir": DATA_DIR},
+        settings=FAST_RECOVERY,
+    )
+    with production:
+        production.wait_for_dags({SELLER, BUYER, SENSOR})
+        yield production
+
+
+class BucketWatcher(threading.Thread):
+    """Reads every object under a prefix as soon as it is listed, and keeps what each version of it held."""
+
+    def __init__(self, client: Any, prefix: str):
+        super().__init__(daemon=True)
+        self.client, self.prefix = client, prefix
+        self.versions: dict[str, dict[str, list[str]]] = {}  # key -> ETag -> hash IDs in that version
+        self.broken: list[str] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            self.scan()
+            time.sleep(0.3)
+        self.scan()
+
+    def scan(self) -> None:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=self.prefix)
+        for item in (item for page in pages for item in page.get("Contents", [])):
+            key, etag = item["Key"], item["ETag"]
+            if etag in self.versions.get(key, {}):
+                continue
+            body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+            try:
+                orders = [json.loads(line) for line in body.decode().splitlines()]
+                if body and not body.endswith(b"\n"):
+                    raise ValueError("no final newline")
+            except ValueError as exc:
+                self.broken.append(f"{key} ({len(body)} bytes): {exc}")
+                continue
+            self.versions.setdefault(key, {})[etag] = [order["hash_id"] for order in orders]
+
+
+def _day_key(day: date) -> str:
+    return f"pipelines/orders/{day}.jsonl"
+
+
+def _seed_demand_lines(stack: ProductionAirflow, first: date, days: int) -> set[str]:
+    import random
+
+    rng = random.Random(7)
+    lines = [
+        demand_line(first + timedelta(days=d), n, rng) for d in range(days) for n in range(1, DEMAND_LINES_PER_DAY + 1)
+    ]
+    stack.erp(DEMAND_LINES_TABLE)
+    marks = ", ".join(["%s"] * len(COLUMNS))
+    for line in lines:
+        stack.erp(f"INSERT INTO demand_lines ({', '.join(COLUMNS)}) VALUES ({marks})", *(line[c] for c in COLUMNS))
+    return {line["line_code"] for line in lines}
+
+
+def _pending_edits_since(stack: ProductionAirflow, since: datetime) -> set[tuple[str, str]]:
+    """(hash ID, version) of every sale order edit not yet seen whose version is at or after ``since``."""
+    pending = stack.sandbox.admin("GET", "/_sandbox/state")["pending_edits"]
+    edits = set()
+    for hash_id in pending:
+        answer = stack.sandbox.admin("GET", f"/_sandbox/orders/{hash_id}")
+        order, admin = answer["order"], answer["admin"]
+        if admin["kind"] == "sale" and datetime.fromisoformat(order["updated_at"]) >= since:
+            edits.add((hash_id, order["updated_at"]))
+    return edits
+
+
+def _truth(stack: ProductionAirflow, day: date) -> list[str]:
+    start = datetime(day.year, day.month, day.day).isoformat() + "Z"
+    end = (datetime(day.year, day.month, day.day) + timedelta(days=1)).isoformat() + "Z"
+    orders = stack.sandbox.admin(
+        "GET", "/_sandbox/orders", params={"from": start, "to": end, "kind": "sale", "status": "accepted"}
+    )
+    return [order["hash_id"] for order in orders]
+
+
+def test_the_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_worker(stack):
+    airflow = stack.airflow
+    airflow.api("PATCH", f"/api/v2/dags/{SENSOR}", json={"is_paused": False})
+    run = airflow.api("POST", f"/api/v2/dags/{SENSOR}/dagRuns", json={"logical_date": None})
+    path = f"/api/v2/dags/{SENSOR}/dagRuns/{run['dag_run_id']}/taskInstances/wait_for_new_orders"
+    wait_until(lambda: airflow.api("GET", path)["state"] == "deferred", 300, "the sensor to defer", interval=2)
+    stack.sandbox.admin("POST", "/_sandbox/orders", json={"created_at": "2025-06-01T09:30:00Z"})
+    ti = wait_until(
+        lambda: (ti := airflow.api("GET", path))["state"] in ("success", "failed") and ti, 300, "the sensor to resume"
+    )
+    assert ti["state"] == "success"
+    assert ti["hostname"] in WORKERS
+    triggers = airflow.api("GET", f"{path}/tries")["task_instances"]
+    assert [t["state"] for t in triggers] == ["success"]  # one try: it resumed, it did not retry
+
+
+def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack):
+    sandbox = stack.sandbox
+    expected_edits = _pending_edits_since(stack, datetime.fromisoformat(f"{FIRST_DAY - EDIT_LOOKBACK}T00:00:00+00:00"))
+    demand_codes = _seed_demand_lines(stack, FIRST_DAY, DAYS)
+    watcher = BucketWatcher(stack.s3.client(), "pipelines/orders/")
+    watcher.start()
+    try:
+        for dag_id in (SELLER, BUYER):
+            stack.backfill(dag_id, FIRST_DAY, DAYS)
+        first_runs = stack.wait_for_runs(SELLER, FIRST_DAY, DAYS, timeout=900)
+        buyer_runs = stack.wait_for_runs(BUYER, FIRST_DAY, DAYS, timeout=600)
+
+        # Second backfill: kill worker-1 while it runs tasks of it.
+        second_day = FIRST_DAY + timedelta(days=DAYS)
+        stack.backfill(SELLER, second_day, SECOND_DAYS)
+        victim, survivor = stack.workers
+
+        def running_on_victim():
+            runs = stack.backfill_runs(SELLER, second_day, SECOND_DAYS)
+            tis = stack.task_instances(SELLER, runs)
+            return [ti for ti in tis if ti["state"] == "running" and ti["hostname"] == victim.name]
+
+        def victim_just_started_a_task():
+            # A task that started under a second ago still runs when the kill lands (tasks take seconds).
+            now = datetime.now(UTC)
+            return any(now - api_instant(ti["start_date"]) < timedelta(seconds=1) for ti in running_on_victim())
+
+        wait_until(victim_just_started_a_task, 600, f"{victim.name} to start a task of the second backfill", 0.3)
+        victim.kill()
+        killed = running_on_victim()  # nothing can change their state now but the scheduler's heartbeat check
+        second_runs = stack.wait_for_runs(SELLER, second_day, SECOND_DAYS, timeout=900)
+    finally:
+        watcher.done.set()
+        watcher.join(60)
+
+    # Every run and task instance succeeded (or was skipped: prepare is off).
+    for dag_id, runs in ((SELLER, first_runs + second_runs), (BUYER, buyer_runs)):
+        assert [r["dag_run_id"] for r in runs if r["state"] != "success"] == [], dag_id
+    seller_tis = stack.task_instances(SELLER, first_runs + second_runs)
+    buyer_tis = stack.task_instances(BUYER, buyer_runs)
+    assert {ti["state"] for ti in seller_tis + buyer_tis} <= {"success", "skipped"}
+    ran = [ti for ti in seller_tis + buyer_tis if ti["state"] == "success"]
+    tasks_per_worker = dict(sorted(Counter(ti["hostname"] for ti in ran).items()))
+    first_tis = stack.task_instances(SELLER, first_runs) + buyer_tis
+    assert {ti["hostname"] for ti in first_tis if ti["state"] == "success"} == set(WORKERS)
+    second_tis = stack.task_instances(SELLER, second_runs)
+    retried = [ti for ti in second_tis if ti["try_number"] > 1]
+    killed_keys = {(ti["dag_run_id"], ti["task_id"], ti["map_index"]) for ti in killed}
+    for ti in second_tis:
+        if (ti["dag_run_id"], ti["task_id"], ti["map_index"]) in killed_keys:
+            assert ti["try_number"] > 1 and ti["hostname"] == survivor.name, ti
+
+    # S3: one object per day, exactly that day's accepted orders; every version ever seen was complete and final.
+    all_days = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS + SECOND_DAYS)]
+    truth = {day: _truth(stack, day) for day in all_days}
+    assert watcher.broken == []
+    replaced = {key: len(versions) for key, versions in watcher.versions.items() if len(versions) > 1}
+    assert replaced == {}
+    objects = {
+        day: next(iter(watcher.versions[_day_key(day)].values()))
+        for day in all_days
+        if _day_key(day) in watcher.versions
+    }
+    lost = sum(len(set(truth[day]) - set(objects.get(day, []))) for day in all_days)
+    in_objects = Counter(hash_id for hash_ids in objects.values() for hash_id in hash_ids)
+    duplicated = sum(count - 1 for count in in_objects.values()) + sum(
+        len(set(objects.get(day, [])) - set(truth[day])) for day in all_days
+    )
+
+    # ERP: each order once, with its ERP number pushed back to Consentio.
+    erp_rows = stack.erp("SELECT hash_id, erp_number FROM erp_orders")
+    expected_orders = {hash_id for day in all_days for hash_id in truth[day]}
+    loaded = dict(erp_rows)
+    edited_hash_ids = {hash_id for hash_id, _ in expected_edits}
+    lost += len(expected_orders - set(loaded))
+    duplicated += len(erp_rows) - len(loaded) + len(set(loaded) - expected_orders - edited_hash_ids)
+    references = sandbox.admin("GET", "/_sandbox/state")["external_refs"]
+    refs = sum(
+        1
+        for hash_id in expected_orders
+        if references.get(hash_id) == {"external_id": loaded.get(hash_id), "external_status": "imported"}
+    )
+    lost += len(expected_orders) - refs
+
+    # Edits: every pending edit inside the lookback applied once in the ERP and marked seen.
+    applied = Counter(stack.erp("SELECT hash_id, updated_at FROM erp_order_edits"))
+    still_pending = set(sandbox.admin("GET", "/_sandbox/state")["pending_edits"])
+    edits_seen = sum(1 for edit in expected_edits if applied[edit] and edit[0] not in still_pending)
+    lost += len(expected_edits) - edits_seen
+
+    # Purchase needs: exactly the planned demand lines.
+    needs = sandbox.admin("GET", "/_sandbox/purchase-needs")
+    need_codes = Counter(need["code"] for need in needs)
+    lost += len(demand_codes - set(need_codes))
+    duplicated += sum(count - 1 for count in need_codes.values()) + len(set(need_codes) - demand_codes)
+
+    orders_per_day = [len(truth[day]) for day in all_days]
+    summary = (
+        f"distributed: days={DAYS}+{SECOND_DAYS} orders={sum(orders_per_day)} (per day {min(orders_per_day)}"
+        f"-{max(orders_per_day)}) objects={len(objects)} erp_rows={len(erp_rows)} refs={refs}"
+        f" edits_seen={edits_seen}/{len(expected_edits)} needs={len(needs)}/{len(demand_codes)}"
+        f" tasks_per_worker={tasks_per_worker} killed_running={len(killed)} retried={len(retried)}"
+        f" lost={lost} duplicated={duplicated}"
+    )
+    print(summary)
+    assert (lost, duplicated) == (0, 0), summary
+    assert len(objects) == DAYS + SECOND_DAYS and len(retried) >= len(killed) >= 1, summary
