@@ -33,6 +33,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": INTEGRATION,
                 "python-modules": [
                     "airflow_provider_consentio.operators.orders",
+                    "airflow_provider_consentio.operators.partitioned_export",
                     "airflow_provider_consentio.operators.purchase_needs",
                 ],
             }

@@ -35,6 +35,7 @@ from airflow_provider_consentio.operators.orders import (
     ConsentioPrepareOrderOperator,
     ConsentioSyncExternalOrdersOperator,
 )
+from airflow_provider_consentio.operators.partitioned_export import ConsentioExportOrdersByPeriodOperator
 from airflow_provider_consentio.timetables import CronDataIntervalTimetable
 
 ERP_CONN_ID = "consentio_erp"
@@ -42,6 +43,10 @@ DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
 # The day a run covers. Not {{ ds }}: a manual run at logical date D covers [D - 1 day, D).
 DAY = "{{ data_interval_start | ds }}"
 PREPARE_CHUNK = 50
+# Every run's edits steps see the same unseen edits, whatever its day: in runs side by side (a backfill) they would
+# fetch, apply and acknowledge them all again. One instance at a time across runs; _upsert_orders keeps the newest
+# version should two runs still overlap.
+EDITS_ONE_AT_A_TIME: dict[str, Any] = {"max_active_tis_per_dag": 1}
 
 ERP_TABLES = [
     """CREATE TABLE IF NOT EXISTS erp_orders (
@@ -67,16 +72,18 @@ ERP_TABLES = [
 def _erp() -> Any:
     from airflow.sdk import BaseHook
 
-    # log_sql=False: the CREATE TABLE IF NOT EXISTS statements would otherwise fill every run's log.
-    hook = BaseHook.get_connection(ERP_CONN_ID).get_hook(hook_params={"log_sql": False})
+    # log_sql=False: every row's INSERT would otherwise be logged.
+    return BaseHook.get_connection(ERP_CONN_ID).get_hook(hook_params={"log_sql": False})
+
+
+# One instance at a time across runs: runs side by side (a backfill) would race to create the tables, and Postgres
+# fails all but one of concurrent CREATE TABLE IF NOT EXISTS of the same table. A real ERP has its tables already.
+@task(max_active_tis_per_dag=1)
+def create_erp_tables() -> None:
+    """Create the ERP tables this example writes to, if missing."""
+    hook = _erp()
     for statement in ERP_TABLES:
-        try:
-            hook.run(statement)
-        except Exception:
-            # Concurrent runs (a backfill) may race to create a table; Postgres then fails all but one
-            # CREATE TABLE IF NOT EXISTS with a unique violation. The table exists now: this one is a no-op.
-            hook.run(statement)
-    return hook
+        hook.run(statement)
 
 
 def _read_orders(path: str) -> list[dict[str, Any]]:
@@ -90,13 +97,19 @@ def _read_orders(path: str) -> list[dict[str, Any]]:
 
 
 def _upsert_orders(hook: Any, orders: list[dict[str, Any]]) -> None:
-    """Insert new orders and refresh known ones; an order keeps the ERP number it was first given."""
+    """Insert new orders and refresh known ones; an order keeps the ERP number it was first given.
+
+    A version older than the ERP's is not written back: runs of different days load in parallel, and a day exported
+    before an edit may be loaded after the edit was applied. (updated_at is RFC 3339 UTC as Consentio sends it, so
+    its text order is its time order.)
+    """
     marks = ", ".join([hook.placeholder] * 8)
     sql = (
         "INSERT INTO erp_orders (hash_id, consentio_id, erp_number, status, currency, total, created_at, updated_at,"
         f" payload) VALUES ({marks}, {hook.placeholder}) ON CONFLICT (hash_id) DO UPDATE SET status = excluded.status,"
         " currency = excluded.currency, total = excluded.total, updated_at = excluded.updated_at,"
         " payload = excluded.payload"
+        " WHERE erp_orders.updated_at IS NULL OR excluded.updated_at >= erp_orders.updated_at"
     )
     rows = [
         (
@@ -120,6 +133,11 @@ def _erp_number(order: dict[str, Any]) -> str:
     return f"ERP-{order['id']:08d}"
 
 
+def _reference(order: dict[str, Any]) -> dict[str, str]:
+    """What is pushed back to Consentio for an order loaded into the ERP."""
+    return {"hash_id": order["hash_id"], "external_id": _erp_number(order), "external_status": "imported"}
+
+
 def _executemany(hook: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
     from contextlib import closing
 
@@ -138,7 +156,9 @@ def _canonical(order: dict[str, Any]) -> str:
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
-    max_active_runs=1,
+    # Days are independent: exports, loads and pushes of different days run side by side. Only the edits steps work
+    # on the workspace's current unseen edits, not on the run's day: they run one at a time (EDITS_ONE_AT_A_TIME).
+    max_active_runs=4,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
     params={
         "prepare_orders": Param(
@@ -170,15 +190,11 @@ def consentio_seller_daily() -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", encoding="utf-8") as out:
             for order in orders:
-                reference = {
-                    "hash_id": order["hash_id"],
-                    "external_id": _erp_number(order),
-                    "external_status": "imported",
-                }
-                out.write(json.dumps(reference) + "\n")
+                out.write(json.dumps(_reference(order)) + "\n")
         return {"loaded": len(orders), "references_path": references_path}
 
     loaded = load_orders_into_erp(export.output, references_path=DATA_DIR + "/references/" + DAY + ".jsonl")
+    create_erp_tables() >> loaded
 
     push_references = ConsentioSyncExternalOrdersOperator(
         task_id="push_erp_references",
@@ -188,9 +204,10 @@ def consentio_seller_daily() -> None:
     edited = ConsentioEditedOrdersOperator(
         task_id="fetch_edited_orders",
         output_path=DATA_DIR + "/edited/" + DAY + ".jsonl",
+        **EDITS_ONE_AT_A_TIME,
     )
 
-    @task
+    @task(**EDITS_ONE_AT_A_TIME)
     def apply_edits_in_erp(edited_summary: dict[str, Any]) -> list[dict[str, Any]]:
         """Apply each edited order in the ERP and return exactly the versions applied (for mark seen)."""
         hook = _erp()
@@ -205,7 +222,7 @@ def consentio_seller_daily() -> None:
 
     applied = apply_edits_in_erp(edited.output)
 
-    mark_seen = ConsentioMarkOrdersSeenOperator(task_id="mark_edits_seen", orders=applied)
+    mark_seen = ConsentioMarkOrdersSeenOperator(task_id="mark_edits_seen", orders=applied, **EDITS_ONE_AT_A_TIME)
 
     @task
     def orders_to_prepare(export_summary: dict[str, Any], params: dict[str, Any] | None = None) -> list[list[str]]:
@@ -223,3 +240,79 @@ def consentio_seller_daily() -> None:
 
 
 consentio_seller_daily()
+
+
+HISTORY_DOC = """
+### Consentio seller, history
+
+Loads a whole range of days (for example last year, on first setting up) in **one run**, not one run per day:
+
+1. **export** the accepted orders, one file per day: the very files `consentio_seller_daily` writes for those days,
+2. **load** them all into the ERP,
+3. **push** the ERP numbers back to Consentio.
+
+Trigger it with the params `start` and `end` (dates, end exclusive). Safe alongside the daily DAG: both write the
+same day files with the same bytes, the ERP keys orders on `hash_id` and keeps their first ERP number, and pushing a
+reference twice sets the same value, so a day loaded by both is in the ERP once. Edits stay with the daily DAG.
+"""
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    params={
+        "start": Param("2025-01-01", type="string", format="date", description="The first day to load"),
+        "end": Param("2025-04-01", type="string", format="date", description="The day after the last day to load"),
+    },
+    tags=["consentio", "example"],
+    doc_md=HISTORY_DOC,
+)
+def consentio_seller_history() -> None:
+    export = ConsentioExportOrdersByPeriodOperator(
+        task_id="export_accepted_orders_by_day",
+        output_path=DATA_DIR + "/orders/{day}.jsonl",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        statuses=["accepted"],
+        # Requests of up to a day (each still at most max_orders_per_request orders): a quiet year takes one a day.
+        window_size=timedelta(days=1),
+    )
+
+    @task
+    def load_days_into_erp(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
+        """Upsert every day's orders into the ERP, one day at a time; write the ERP numbers for the push back."""
+        import json
+
+        from airflow.sdk import ObjectStoragePath
+
+        from airflow_provider_consentio.operators.partitioned_export import partition_files
+
+        hook = _erp()
+        loaded = 0
+        target = ObjectStoragePath(references_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8") as out:
+            for _, path in partition_files(export_summary):
+                orders = _read_orders(path)
+                _upsert_orders(hook, orders)
+                out.writelines(json.dumps(_reference(order)) + "\n" for order in orders)
+                loaded += len(orders)
+        return {"loaded": loaded, "days": export_summary["files"], "references_path": references_path}
+
+    loaded = load_days_into_erp(
+        export.output,
+        references_path=DATA_DIR + "/references/history-{{ params.start }}-{{ params.end }}.jsonl",
+    )
+    create_erp_tables() >> loaded
+
+    push_references = ConsentioSyncExternalOrdersOperator(
+        task_id="push_erp_references",
+        input_path="{{ ti.xcom_pull(task_ids='load_days_into_erp')['references_path'] }}",
+    )
+    chain(loaded, push_references)
+
+
+consentio_seller_history()

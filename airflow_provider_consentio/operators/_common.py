@@ -112,9 +112,13 @@ class ProgressLog:
             return True
         return False
 
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return time.monotonic() - self.started
+
     def rate(self, done: float) -> float:
         """``done`` per second since the start."""
-        return done / max(time.monotonic() - self.started, 1e-9)
+        return done / max(self.elapsed(), 1e-9)
 
 
 # --- the write path every write operator takes ---------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
@@ -57,6 +56,25 @@ def _write_jsonl(records: Iterable[RawRecord], out: IO[bytes], seen_before: set[
         out.write(b"\n".join(lines))
         out.write(b"\n")
     return written
+
+
+def export_sub_windows(
+    client: ConsentioClient, windows: AdaptiveWindows, out: IO[bytes], *, kind: str, statuses: Sequence[str]
+) -> Iterator[tuple[datetime, datetime, int]]:
+    """Write the orders of each sub-window to ``out``, exact source bytes; yields (lower, upper, written so far).
+
+    Shared by the daily export and the export by period, so that both write the same bytes for the same window.
+    """
+    # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
+    # returned at both edges is the only duplicate the API can produce.
+    written_last_window: set[Any] = set()
+    exported = 0
+    for lower, upper in windows:
+        records = client.get_raw_orders(lower, upper, kind=kind, statuses=statuses)
+        windows.observed(len(records))
+        written_last_window = _write_jsonl(records, out, written_last_window)
+        exported += len(written_last_window)
+        yield lower, upper, exported
 
 
 class ConsentioExportOrdersOperator(ConsentioOperator):
@@ -139,14 +157,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         exported = 0
         progress = ProgressLog()
         with atomic_writer(path) as out:
-            # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
-            # returned at both edges is the only duplicate the API can produce.
-            written_last_window: set[Any] = set()
-            for lower, upper in windows:
-                records = client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
-                windows.observed(len(records))
-                written_last_window = _write_jsonl(records, out, written_last_window)
-                exported += len(written_last_window)
+            for lower, upper, exported in export_sub_windows(client, windows, out, kind=self.kind, statuses=statuses):
                 if progress.due(windows.progress(upper)):
                     self.log.info(
                         "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
@@ -181,7 +192,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             "Exported %s to %s in %.1fs (%s)",
             plural(exported, "order"),
             path,
-            time.monotonic() - progress.started,
+            progress.elapsed(),
             plural(windows.count, "sub-window"),
         )
         self.record_asset_event(context, summary)

@@ -19,6 +19,7 @@ from airflow_provider_consentio.operators.orders import (
     ConsentioPrepareOrderOperator,
     ConsentioSyncExternalOrdersOperator,
 )
+from airflow_provider_consentio.operators.partitioned_export import ConsentioExportOrdersByPeriodOperator
 from airflow_provider_consentio.operators.purchase_needs import (
     ConsentioExportPurchaseNeedsOperator,
     ConsentioUpsertPurchaseNeedsOperator,
@@ -170,4 +171,22 @@ with scenario_dag("t_bad_export_kind", **EXPORT_PARAMS):
         start="{{ params.start }}",
         end="{{ params.end }}",
         kind="sales",
+    )
+
+# tests/operators/test_export_by_period.py: a long window, one file per day.
+with scenario_dag("t_export_by_day", **EXPORT_PARAMS):
+    ConsentioExportOrdersByPeriodOperator(
+        task_id="export",
+        output_path="{{ params.output_path }}",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+    )
+
+with scenario_dag("t_export_by_hour", **EXPORT_PARAMS):
+    ConsentioExportOrdersByPeriodOperator(
+        task_id="export",
+        output_path="{{ params.output_path }}",
+        start="{{ params.start }}",
+        end="{{ params.end }}",
+        period=timedelta(hours=1),
     )
