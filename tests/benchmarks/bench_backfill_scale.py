@@ -23,7 +23,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.services import ProductionAirflow, api_instant, missing_servers
+from airflow_provider_consentio.demo.production import ProductionAirflow, api_instant
+from airflow_provider_consentio.demo.services import missing_servers
 
 REPO = Path(__file__).resolve().parents[2]
 SELLER, NOOP = "consentio_seller_daily", "consentio_seller_noop"

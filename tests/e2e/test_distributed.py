@@ -37,7 +37,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
-from airflow_provider_consentio.demo.services import FAST_RECOVERY, ProductionAirflow, api_instant, missing_servers
+from airflow_provider_consentio.demo.production import FAST_RECOVERY, ProductionAirflow, api_instant
+from airflow_provider_consentio.demo.services import missing_servers
 from airflow_provider_consentio.demo.stack import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]

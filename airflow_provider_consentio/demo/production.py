@@ -1,0 +1,279 @@
+"""A production-shaped Airflow on one machine: Celery workers and the Airflow services on Postgres, Redis and S3.
+
+For the distributed end-to-end test and the backfill benchmark; the servers themselves are in ``demo/services.py``.
+Each worker has its own session, working folder and TMPDIR, as on separate machines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_consentio.demo.services import (
+    PostgresServer,
+    RedisServer,
+    S3Server,
+    fail_if_exited,
+    start_process,
+    wait_ready,
+)
+from airflow_provider_consentio.demo.stack import PYTHON, AirflowEnv, _stop, wait_until
+
+# Which TI.hostname a worker reports (see worker_hostname).
+WORKER_HOSTNAME_VARIABLE = "CONSENTIO_WORKER_HOSTNAME"
+
+
+def celery_settings(metadata_db_url: str, broker_url: str) -> dict[str, str]:
+    """Airflow settings for the CeleryExecutor: Redis as broker, the metadata database as result backend."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + metadata_db_url.replace("+psycopg2", ""),
+    }
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the test workers: two workers on one machine report distinct hostnames."""
+    from airflow.utils.net import getfqdn
+
+    return os.environ.get(WORKER_HOSTNAME_VARIABLE) or getfqdn()
+
+
+class CeleryWorker:
+    """``airflow celery worker`` in its own session, working folder, TMPDIR, AIRFLOW_HOME and log folder.
+
+    Nothing on local disk is shared with another worker: what tasks hand each other goes through object storage
+    and the metadata database, as on separate machines.
+    """
+
+    def __init__(self, env: AirflowEnv, name: str, workdir: Path, concurrency: int = 2):
+        self.env = env
+        self.name = name
+        self.workdir = workdir
+        self.concurrency = concurrency
+        self.log = workdir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def environ(self) -> dict[str, str]:
+        home = self.workdir / "home"
+        return {
+            **self.env.environ(),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+            WORKER_HOSTNAME_VARIABLE: self.name,
+            "TMPDIR": str(self.workdir / "tmp"),
+        }
+
+    def start(self, timeout: float = 180.0) -> CeleryWorker:
+        for folder in ("home", "tmp"):
+            (self.workdir / folder).mkdir(parents=True, exist_ok=True)
+        command = [PYTHON, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{self.name}@%h"]
+        command += ["--concurrency", str(self.concurrency), "--skip-serve-logs", "--without-mingle"]
+        self.process = start_process(command, self.log, env=self.environ(), cwd=self.workdir)
+        wait_ready(self, timeout, f"Celery worker {self.name} to be ready", interval=0.5)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        fail_if_exited(self.process, f"celery worker {self.name}", self.log)
+        return f"{self.name}@" in (text := self.log.read_text(errors="replace")) and " ready." in text
+
+    def kill(self) -> None:
+        """SIGKILL the worker as a lost machine: its process group and the groups its task processes run in."""
+        if self.process is None:
+            return
+        for group in self._process_groups():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        task_groups = self._process_groups()
+        _stop(self.process, grace=20)
+        for group in task_groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+    def _process_groups(self) -> set[int]:
+        """The worker's own group and those of its descendants (Airflow runs each task in a group of its own)."""
+        import psutil
+
+        assert self.process is not None
+        groups = {self.process.pid}
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(self.process.pid).children(recursive=True):
+                with contextlib.suppress(ProcessLookupError):
+                    groups.add(os.getpgid(child.pid))
+        return groups
+
+    def __enter__(self) -> CeleryWorker:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def api_instant(value: str) -> datetime:
+    """A timestamp of Airflow's REST API as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def dag_bundles(**folders: Path) -> str:
+    """``[dag_processor] dag_bundle_config_list``: one local bundle per named folder."""
+    import json
+
+    classpath = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    return json.dumps([{"name": n, "classpath": classpath, "kwargs": {"path": str(p)}} for n, p in folders.items()])
+
+
+# A killed worker's running tasks are failed (then retried elsewhere) once their heartbeat is this old; a task a dead
+# worker had received but not started is re-queued after the queued timeout. Airflow's defaults (300 s, 600 s) suit
+# production; a test wants the recovery within minutes, with room for a loaded two-core machine.
+FAST_RECOVERY = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+}
+
+
+class ProductionAirflow:
+    """Postgres (metadata DB, Celery results, the ERP), Redis, S3, the sandbox, Airflow's services and workers.
+
+    ``executor="celery"`` starts one Celery worker per name in ``workers``; ``"local"`` runs tasks in the scheduler's
+    LocalExecutor. The ERP is the database ``erp``, reached through the connection ``consentio_erp``; S3 through
+    ``aws_default`` with the bucket ``bucket`` created.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        bundles: dict[str, Path],
+        executor: str = "celery",
+        workers: tuple[str, ...] = ("worker-1", "worker-2"),
+        bucket: str = "consentio-data",
+        variables: dict[str, str] | None = None,
+        settings: dict[str, str] | None = None,
+    ):
+        self.workdir, self.bundles, self.executor, self.worker_names = workdir, bundles, executor, workers
+        self.bucket, self.variables, self.settings = bucket, variables or {}, settings or {}
+        self.workers: list[CeleryWorker] = []
+        self._services = contextlib.ExitStack()
+
+    def start(self) -> ProductionAirflow:
+        from airflow_provider_consentio.demo.stack import AirflowServices, SandboxProcess
+
+        logs, enter = self.workdir / "logs", self._started
+        try:
+            self.postgres = enter(PostgresServer(logs))
+            redis = enter(RedisServer(logs)) if self.executor == "celery" else None
+            self.s3 = enter(S3Server(logs))
+            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox"))
+            metadata_db = self.postgres.create_database("airflow")
+            self.postgres.create_database("erp")
+            self.s3.client().create_bucket(Bucket=self.bucket)
+            if redis is not None:
+                executor_settings = celery_settings(metadata_db, redis.url)
+            else:
+                executor_settings = {
+                    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
+                }
+            self.env = AirflowEnv(
+                home=self.workdir / "airflow",
+                dags_folder=next(iter(self.bundles.values())),
+                connections={
+                    "consentio_default": self.sandbox.connection_json(),
+                    "consentio_erp": self.postgres.airflow_connection("erp"),
+                    "aws_default": self.s3.airflow_connection(),
+                },
+                variables=self.variables,
+                settings={
+                    **executor_settings,
+                    "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": dag_bundles(**self.bundles),
+                    **self.settings,
+                },
+            )
+            self.env.prepare()
+            self.airflow = enter(AirflowServices(self.env))
+            if self.executor == "celery":
+                self.workers = [enter(CeleryWorker(self.env, n, self.workdir / n)) for n in self.worker_names]
+        except BaseException:
+            self._services.close()
+            raise
+        return self
+
+    def _started(self, service: Any) -> Any:
+        """Start ``service``, stopped with the rest even if its own start fails half-way."""
+        self._services.callback(service.stop)
+        return service.start()
+
+    def stop(self) -> None:
+        self._services.close()
+
+    def __enter__(self) -> ProductionAirflow:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        conn = psycopg2.connect(self.postgres.dsn("erp"))
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(sql, parameters)
+                rows = cursor.fetchall() if cursor.description else []
+            conn.commit()
+            return rows
+        finally:
+            conn.close()
+
+    def wait_for_dags(self, dag_ids: set[str], timeout: float = 180.0) -> None:
+        def parsed() -> bool:
+            dags = self.airflow.api("GET", "/api/v2/dags", params={"limit": 100})["dags"]
+            return dag_ids <= {dag["dag_id"] for dag in dags}
+
+        wait_until(parsed, timeout, f"the dag-processor to parse {', '.join(sorted(dag_ids))}", interval=2)
+
+    def backfill(self, dag_id: str, first: date, days: int) -> None:
+        """Unpause ``dag_id`` (the scheduler runs a backfill only then) and backfill ``days`` days from ``first``."""
+        self.airflow.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        last = first + timedelta(days=days - 1)
+        self.env.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", str(first), "--to-date", str(last))
+
+    def backfill_runs(self, dag_id: str, first: date, days: int) -> list[dict[str, Any]]:
+        wanted = {str(first + timedelta(days=offset)) for offset in range(days)}
+        runs = self._pages(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs", run_type="backfill")
+        return [run for run in runs if run["data_interval_start"][:10] in wanted]
+
+    def wait_for_runs(self, dag_id: str, first: date, days: int, timeout: float) -> list[dict[str, Any]]:
+        def finished() -> list[dict[str, Any]] | None:
+            runs = self.backfill_runs(dag_id, first, days)
+            return runs if len(runs) == days and all(r["state"] in ("success", "failed") for r in runs) else None
+
+        return wait_until(finished, timeout, f"{days} backfill runs of {dag_id} to finish", interval=3)
+
+    def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        run_ids = {run["dag_run_id"] for run in runs}
+        tis = self._pages(f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", "task_instances")
+        return [ti for ti in tis if ti["dag_run_id"] in run_ids]
+
+    def _pages(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self.airflow.api("GET", path, params={**params, "limit": 100, "offset": len(items)})
+            items.extend(page[key])
+            if not page[key] or len(items) >= page["total_entries"]:
+                return items
