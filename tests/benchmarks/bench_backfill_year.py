@@ -62,22 +62,30 @@ def backfill(env: AirflowEnv, services: AirflowServices, first: date, days: int,
         str(max_active_runs),
     )
 
+    wanted = {(first + timedelta(days=offset)).isoformat() for offset in range(days)}
+
     def finished() -> list[dict[str, Any]] | None:
-        runs = services.api(
-            "GET",
-            f"/api/v2/dags/{DAILY}/dagRuns",
-            params={
-                "run_type": "backfill",
-                "limit": 1000,
-                "logical_date_gte": f"{first + timedelta(days=1)}T00:00:00Z",
-                "logical_date_lte": f"{last + timedelta(days=1)}T00:00:00Z",
-            },
-        )["dag_runs"]
+        # Matched by the day each run covers (its data interval start), not its logical date, whose relation to
+        # the interval depends on the timetable.
+        runs = services.api("GET", f"/api/v2/dags/{DAILY}/dagRuns", params={"run_type": "backfill", "limit": 1000})[
+            "dag_runs"
+        ]
+        runs = [run for run in runs if run["data_interval_start"][:10] in wanted]
         done = len(runs) == days and all(run["state"] in ("success", "failed") for run in runs)
         return runs if done else None
 
     runs = wait_until(finished, 3600, f"{days} backfill runs of {DAILY}", interval=2)
     seconds = time.perf_counter() - began
+    # The scheduler marks a backfill complete a moment after its last run; until then it refuses the next one.
+    wait_until(
+        lambda: all(
+            backfill["completed_at"]
+            for backfill in services.api("GET", "/api/v2/backfills", params={"dag_id": DAILY})["backfills"]
+        ),
+        300,
+        f"the backfill of {DAILY} to be marked complete",
+        interval=1,
+    )
     failed = [run["dag_run_id"] for run in runs if run["state"] != "success"]
     if failed:
         raise RuntimeError(f"backfill runs failed: {failed}")
