@@ -40,6 +40,7 @@ from airflow_provider_consentio.demo.stack import (  # noqa: E402
     SandboxProcess,
     wait_until,
 )
+from airflow_provider_consentio.sandbox.config import SandboxConfig  # noqa: E402
 
 YEAR_START = date(2025, 1, 1)
 DAILY, HISTORY = "consentio_seller_daily", "consentio_seller_history"
@@ -238,9 +239,11 @@ def main() -> int:
     print(f"\n{HEADER}")
     for row in rows:
         print(format_row(row, args.days))
-    history_rows = [
-        row for row in rows if row["scenario"].startswith("(c)") and row["rate"] == min(r["rate"] for r in rows)
-    ]
+    default_rate = SandboxConfig().orders_per_day
+    history_rows = [row for row in rows if row["scenario"].startswith("(c)") and row["rate"] == default_rate]
+    if not history_rows:
+        print(f"\nGoal: not measured (it is for the default rate, {default_rate} orders/day)")
+        return 0
     met = all(row["seconds"] <= GOAL_SECONDS for row in history_rows)
     print(f"\nGoal: (c) loads the year at the default rate in <= {GOAL_SECONDS} s: {'met' if met else 'NOT met'}")
     return 0 if met else 1
