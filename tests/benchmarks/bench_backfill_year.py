@@ -111,12 +111,12 @@ def history(services: AirflowServices, first: date, days: int) -> dict:
     conf = {"start": first.isoformat(), "end": (first + timedelta(days=days)).isoformat()}
     run = services.api("POST", f"/api/v2/dags/{HISTORY}/dagRuns", json={"logical_date": None, "conf": conf})
     path = f"/api/v2/dags/{HISTORY}/dagRuns/{run['dag_run_id']}"
-    state = wait_until(
-        lambda: services.api("GET", path)["state"] in ("success", "failed") and services.api("GET", path)["state"],
-        3600,
-        f"the {HISTORY} run",
-        interval=1,
-    )
+
+    def final_state() -> str | None:
+        state = services.api("GET", path)["state"]
+        return state if state in ("success", "failed") else None
+
+    state = wait_until(final_state, 3600, f"the {HISTORY} run", interval=1)
     seconds = time.perf_counter() - began
     if state != "success":
         raise RuntimeError(f"{HISTORY} run {run['dag_run_id']} ended {state}")
