@@ -216,7 +216,8 @@ def test_a_promoted_order_is_a_pending_sale_carrying_the_callers_reference(http,
     found = loads(http.get(f"{partner}/order", params={**window, "kind": "sale"}, headers=auth).content)
     assert [o["hash_id"] for o in found if o["external_id"] == "ERP-PROMO-1"] == [created["hash_id"]]
 
-    unknown = http.post(f"{partner}/promoted-order", json={**order, "items": [{"sku": "X", "amount": "1"}]}, headers=auth)
+    unknown_item = {**order, "items": [{"sku": "X", "amount": "1"}]}
+    unknown = http.post(f"{partner}/promoted-order", json=unknown_item, headers=auth)
     assert unknown.status_code == 400 and "product X not found" in unknown.json()["message"]
 
 
