@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
 
@@ -65,12 +65,22 @@ def export_sub_windows(
 
     Shared by the daily export and the export by period, so that both write the same bytes for the same window.
     """
-    # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
+    return write_sub_windows(
+        lambda lower, upper: client.get_raw_orders(lower, upper, kind=kind, statuses=statuses), windows, out
+    )
+
+
+def write_sub_windows(
+    fetch: Callable[[datetime, datetime], list[RawRecord]], windows: AdaptiveWindows, out: IO[bytes]
+) -> Iterator[tuple[datetime, datetime, int]]:
+    """The export loop of every windowed export: ``fetch`` each sub-window, write its records' exact bytes to
+    ``out`` (de-duplicated by ``keys.id`` across edges), size the next window; yields (lower, upper, written)."""
+    # Only the IDs of the window just written can repeat in the next: windows are consecutive, and a record
     # returned at both edges is the only duplicate the API can produce.
     written_last_window: set[Any] = set()
     exported = 0
     for lower, upper in windows:
-        records = client.get_raw_orders(lower, upper, kind=kind, statuses=statuses)
+        records = fetch(lower, upper)
         windows.observed(len(records))
         written_last_window = _write_jsonl(records, out, written_last_window)
         exported += len(written_last_window)
