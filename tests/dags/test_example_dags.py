@@ -27,7 +27,7 @@ from airflow_provider_consentio.demo.erp import (
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 DAG_FILES = sorted(path.name for path in DAGS.glob("*.py"))
-DAILY = {"consentio_seller_daily", "consentio_buyer_daily"}
+DAILY = {"consentio_seller_daily", "consentio_buyer_daily", "consentio_catalogue_daily"}
 ON_DEMAND = {"consentio_seller_history"}
 # Loaded at run time only: a DAG file that imports them makes every parse pay for them (and for their imports).
 RUNTIME_ONLY = (
