@@ -104,3 +104,24 @@ def catalogue_differences(db_path: Path, catalogue: dict[str, Any]) -> tuple[dic
     if any(extra):
         problems.append(f"Consentio holds {extra[0]} products and {extra[1]} clients the ERP does not")
     return counts, problems
+
+
+def catalogue_facts(db_path: Path, sandbox_url: str) -> dict[str, Any]:
+    """What the catalogue pipeline left in Consentio (the sandbox at ``sandbox_url``), checked against the ERP."""
+    import httpx
+
+    from airflow_provider_consentio.jsonwire import loads
+
+    response = httpx.get(f"{sandbox_url}/_sandbox/catalogue", timeout=60)
+    response.raise_for_status()
+    catalogue = loads(response.content)
+    counts, problems = catalogue_differences(db_path, catalogue)
+    return {
+        "erp": counts,
+        "products": len(catalogue["products"]),
+        "priced": sum(1 for product in catalogue["products"].values() if product.get("base_price") is not None),
+        "price_group_prices": len(catalogue["price_groups"]),
+        "clients": len(catalogue["clients"]),
+        "addresses": len(catalogue["addresses"]),
+        "problems": problems,
+    }
