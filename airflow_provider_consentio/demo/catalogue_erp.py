@@ -125,3 +125,16 @@ def catalogue_facts(db_path: Path, sandbox_url: str) -> dict[str, Any]:
         "addresses": len(catalogue["addresses"]),
         "problems": problems,
     }
+
+
+def reprice(db_path: Path, day_number: int, count: int = 5) -> None:
+    """A day's price changes in the ERP: ``count`` items get a new list price (deterministic per day)."""
+    with closing(sqlite3.connect(db_path)) as conn:
+        codes = [code for (code,) in conn.execute("SELECT item_code FROM erp_price_list ORDER BY item_code")]
+        for offset in range(count):
+            code = codes[(day_number * count + offset) % len(codes)]
+            conn.execute(
+                "UPDATE erp_price_list SET price = ? WHERE item_code = ?",
+                (f"{day_number + offset + 1}.{offset}5", code),
+            )
+        conn.commit()

@@ -82,19 +82,8 @@ def add_admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
 
     @app.get(f"{ADMIN}/catalogue", tags=["sandbox admin"])
     async def admin_catalogue() -> Response:
-        """The whole catalogue: products by sku, price-group prices by "group/sku", clients, addresses."""
         with state.lock:
-            catalogue = state.catalogue
-            return json_response(
-                encode(
-                    {
-                        "products": catalogue.products,
-                        "price_groups": {f"{group}/{sku}": row for (group, sku), row in catalogue.price_groups.items()},
-                        "clients": catalogue.clients,
-                        "addresses": catalogue.addresses,
-                    }
-                )
-            )
+            return json_response(encode(state.catalogue.view()))
 
     @app.get(f"{ADMIN}/faults", tags=["sandbox admin"])
     async def get_faults() -> dict[str, Any]:

@@ -271,6 +271,15 @@ class Catalogue:
             resolved.append((product, Decimal(amount or "0"), unit))
         return resolved
 
+    def view(self) -> dict[str, Any]:
+        """The whole catalogue: products by sku, price-group prices by "group/sku", clients, addresses."""
+        return {
+            "products": self.products,
+            "price_groups": {f"{group}/{sku}": row for (group, sku), row in self.price_groups.items()},
+            "clients": self.clients,
+            "addresses": self.addresses,
+        }
+
     def summary(self) -> dict[str, int]:
         return {
             "products": len(self.products),

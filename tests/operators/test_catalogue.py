@@ -332,3 +332,25 @@ def test_a_refused_promoted_order_is_named(run_dag, sandbox, make_client):
         {"reference": "ERP-BAD", "reason": "item 1: product SKU-99999 not found"}
     ]
     assert (orders_with(sandbox, "ERP-OK"), orders_with(sandbox, "ERP-BAD")) == (1, 0)
+
+
+def test_thirty_orders_under_chaos_become_exactly_thirty_orders(run_dag, sandbox, make_client):
+    seed(make_client, 5, "products")
+    plan = {
+        "seed": 13,
+        "paths": "promoted-order|/order$",
+        "rules": [
+            {"kind": "drop", "probability": 0.25},
+            {"kind": "500", "probability": 0.1},
+            {"kind": "503", "every": 11, "burst": 2},
+            {"kind": "429", "probability": 0.1, "retry_after": 0.05},
+        ],
+    }
+    httpx.put(f"{sandbox.base_url}/_sandbox/faults", json=plan, timeout=10).raise_for_status()
+    orders = as_conf([promoted(f"ERP-C{n:02d}") for n in range(30)])
+    result = run_dag("t_promoted_orders", orders=orders)
+    assert result.succeeded, result.output[-3000:]
+    faults = sandbox.state.stats.faults
+    assert faults["drop"] >= 3 and faults["500"] + faults["503"] >= 3, dict(faults)
+    assert [orders_with(sandbox, f"ERP-C{n:02d}") for n in range(30)] == [1] * 30
+    assert result.xcoms["promote"]["created"] == 30
