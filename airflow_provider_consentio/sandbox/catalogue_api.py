@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from airflow_provider_consentio.sandbox.catalogue import (
     MAX_ROWS_PER_REQUEST,
+    Catalogue,
     CatalogueError,
     apply_promoted_items,
     csv_products,
@@ -44,6 +45,14 @@ def add_catalogue_routes(
 
     def batch_answer(key: str, saved: list[Any], errors: list[str]) -> Response:
         return Response(encode({key: saved, "errors": errors}), media_type="application/json")
+
+    async def batch_write(request: Request, ws: str, key: str, apply: Callable[..., Any]) -> Response:
+        """A batch write: ``apply(catalogue, rows, now)`` answers (saved, per-row errors)."""
+        await checked(request, ws)
+        rows = await batch_body(request, key, MAX_ROWS_PER_REQUEST)
+        with state.lock:
+            saved, errors = apply(catalogue_of(ws), rows, datetime.now(UTC))
+        return batch_answer(key, saved, errors)
 
     @app.post(f"{PARTNER}/{{ws}}/product", tags=["catalogue"])
     async def upsert_products(
@@ -90,19 +99,11 @@ def add_catalogue_routes(
 
     @app.put(f"{PARTNER}/{{ws}}/products/baseprice", tags=["catalogue"])
     async def base_prices(ws: str, request: Request) -> Response:
-        await checked(request, ws)
-        rows = await batch_body(request, "base_prices", MAX_ROWS_PER_REQUEST)
-        with state.lock:
-            saved, errors = catalogue_of(ws).set_base_prices(rows, datetime.now(UTC))
-        return batch_answer("base_prices", saved, errors)
+        return await batch_write(request, ws, "base_prices", Catalogue.set_base_prices)
 
     @app.post(f"{PARTNER}/{{ws}}/pricegroups/sync", tags=["catalogue"])
     async def price_groups(ws: str, request: Request) -> Response:
-        await checked(request, ws)
-        rows = await batch_body(request, "pricegroups", MAX_ROWS_PER_REQUEST)
-        with state.lock:
-            saved, errors = catalogue_of(ws).sync_price_groups(rows, datetime.now(UTC))
-        return batch_answer("pricegroups", saved, errors)
+        return await batch_write(request, ws, "pricegroups", Catalogue.sync_price_groups)
 
     @app.get(f"{PARTNER}/{{ws}}/client", tags=["catalogue"])
     async def clients(ws: str, request: Request) -> Response:
@@ -113,11 +114,9 @@ def add_catalogue_routes(
 
     @app.post(f"{PARTNER}/{{ws}}/client", tags=["catalogue"])
     async def upsert_clients(ws: str, request: Request) -> Response:
-        await checked(request, ws)
-        rows = await batch_body(request, "clients", MAX_ROWS_PER_REQUEST)
-        with state.lock:
-            saved, errors = catalogue_of(ws).upsert_clients(rows, datetime.now(UTC), int(ws))
-        return batch_answer("clients", saved, errors)
+        return await batch_write(
+            request, ws, "clients", lambda catalogue, rows, now: catalogue.upsert_clients(rows, now, int(ws))
+        )
 
     @app.get(f"{PARTNER}/{{ws}}/client/address", tags=["catalogue"])
     async def addresses(ws: str, request: Request, client_external_id: str | None = None) -> Response:
@@ -128,11 +127,7 @@ def add_catalogue_routes(
 
     @app.post(f"{PARTNER}/{{ws}}/client/address", tags=["catalogue"])
     async def upsert_addresses(ws: str, request: Request) -> Response:
-        await checked(request, ws)
-        rows = await batch_body(request, "addresses", MAX_ROWS_PER_REQUEST)
-        with state.lock:
-            saved, errors = catalogue_of(ws).upsert_addresses(rows, datetime.now(UTC))
-        return batch_answer("addresses", saved, errors)
+        return await batch_write(request, ws, "addresses", Catalogue.upsert_addresses)
 
     @app.post(f"{PARTNER}/{{ws}}/promoted-order", tags=["buyer"])
     async def promoted_order(ws: str, request: Request) -> Response:
