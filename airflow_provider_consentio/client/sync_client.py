@@ -176,7 +176,7 @@ class ConsentioClient(ClientBase):
 
     def create_promoted_order(self, order: PromotedOrder | Mapping[str, Any]) -> dict[str, Any]:
         """Create an order on behalf of a buyer. Not retried once the request may have been received: a blind
-        retry could create a second order (see ConsentioPromotedOrdersOperator for the safe way)."""
+        retry could create a second order (ConsentioCreatePromotedOrdersOperator is the safe way)."""
         call = self.api.promoted_order(order)
         created: dict[str, Any] = endpoints.of_kind(call, self._json(call), dict)
         return created

@@ -88,18 +88,22 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
         raw, source = load_records(records=self.orders, input_path=self.input_path)
         client = self.hook.get_conn()
-        existing: dict[str, str] = {}
+        already_there: dict[str, str] = {}  # reference -> hash ID, for the input's orders found by the read-back
 
         def not_created_yet(orders: list[PromotedOrder]) -> list[PromotedOrder]:
-            existing.update(self._read_back(client))
-            already = [order.reference for order in orders if order.reference in existing]
-            if already:
+            if not orders:
+                return orders
+            found = self._read_back(client)
+            already_there.update(
+                {order.reference: found[order.reference] for order in orders if order.reference in found}
+            )
+            if already_there:
                 self.log.info(
                     "%s already in Consentio (created before, e.g. by an earlier attempt); not sent again: %s",
-                    plural(len(already), "order is", "orders are"),
-                    ", ".join(already[:50]),
+                    plural(len(already_there), "order is", "orders are"),
+                    ", ".join(list(already_there)[:50]),
                 )
-            return [order for order in orders if order.reference not in existing]
+            return [order for order in orders if order.reference not in already_there]
 
         result = write_records(
             raw,
@@ -112,16 +116,13 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             log=self.log,
             hold_back=not_created_yet,
         )
-        created = [
-            {"reference": saved["reference"], "hash_id": saved["hash_id"], "new": True} for saved in result.saved
-        ]
-        earlier = [{"reference": ref, "hash_id": hash_id, "new": False} for ref, hash_id in existing.items()]
-        listed = {order["reference"] for order in created}
+        orders = [{"reference": saved["reference"], "hash_id": saved["hash_id"], "new": True} for saved in result.saved]
+        orders += [{"reference": ref, "hash_id": hash_id, "new": False} for ref, hash_id in already_there.items()]
         return {
             **result.counts(),
-            "created": len(created),
-            "already_existed": len([order for order in earlier if order["reference"] not in listed]),
-            "orders": (created + [order for order in earlier if order["reference"] not in listed])[:1000],
+            "created": len(result.saved),
+            "already_existed": len(already_there),
+            "orders": orders[:1000],
             "rejected": [{"reference": error.key, "reason": error.reason} for error in result.rejected[:1000]],
             "invalid": result.invalid[:1000],
         }
