@@ -1,23 +1,17 @@
 """The seller's catalogue: products (upsert, JSON or CSV import; export of the changed ones), base prices and price
-groups. Every write takes the common write path (``write_records``); clients and addresses are in clients.py."""
+groups. Every write is a ConsentioUpsertOperator on the common write path; clients and addresses are in clients.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import (
-    ConsentioOperator,
-    ConsentioWriteOperator,
-    ProgressLog,
-    check_choice,
-    plural,
-    write_records,
-)
+from airflow_provider_consentio.operators._common import ConsentioOperator, ProgressLog, check_choice, plural
+from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
 from airflow_provider_consentio.windows import AdaptiveWindows, resolve_window
 
 if TYPE_CHECKING:
@@ -27,9 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import BatchResult
 
-# Chosen from tests/benchmarks/bench_catalogue.py, as for purchase needs.
-DEFAULT_BATCH_SIZE = 1000
-DEFAULT_CONCURRENCY = 4
 SEND_AS = ("json", "csv")
 
 
@@ -43,105 +34,17 @@ def products_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_products__{consentio_conn_id}", consentio_conn_id, "products")
 
 
-class ConsentioUpsertOperator(ConsentioWriteOperator):
-    """Base of the catalogue writes: records from one input, down the common write path, a summary back.
+class ConsentioCatalogueUpsertOperator(ConsentioUpsertOperator):
+    """Base of the catalogue writes: each updates the catalogue Asset unless ``outlets`` is given. Inputs and
+    policies: :class:`~airflow_provider_consentio.operators._upsert.ConsentioUpsertOperator`."""
 
-    Input, exactly one of: ``records`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
-    ObjectStoragePath) or ``sql`` + ``sql_conn_id`` (any Airflow SQL connection). ``column_map`` maps field ->
-    source column; CSV blanks and SQL NULLs mean "not given". Every record is validated before anything is sent and
-    every bad one is named; a key given twice: the last record wins (logged). Per-record rejections by the API
-    fail the task beyond ``max_rejected``. Re-running is safe: every catalogue write is keyed.
-
-    Subclasses name their model, key and client method.
-    """
-
-    template_fields: Sequence[str] = ("records", "input_path", "sql", "sql_parameters", "column_map")
-    template_ext: Sequence[str] = (".sql",)
     ui_color = "#eef0f7"
-    what: ClassVar[str]
-    key_field: ClassVar[str]
 
-    def __init__(
-        self,
-        *,
-        records: Any = None,
-        input_path: Any = None,
-        sql: str | None = None,
-        sql_conn_id: str | None = None,
-        sql_parameters: Mapping[str, Any] | Sequence[Any] | None = None,
-        column_map: Mapping[str, str] | None = None,
-        csv_delimiter: str = ",",
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        on_invalid: str = "fail",
-        max_rejected: int = 0,
-        consentio_conn_id: str = "consentio_default",
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("outlets", [catalogue_asset(consentio_conn_id)])
-        super().__init__(
-            batch_size=batch_size,
-            concurrency=concurrency,
-            on_invalid=on_invalid,
-            max_rejected=max_rejected,
-            consentio_conn_id=consentio_conn_id,
-            **kwargs,
-        )
-        self.records = records
-        self.input_path = input_path
-        self.sql = sql
-        self.sql_conn_id = sql_conn_id
-        self.sql_parameters = sql_parameters
-        self.column_map = column_map
-        self.csv_delimiter = csv_delimiter
-
-    def record_model(self) -> type[BaseModel]:
-        raise NotImplementedError
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        raise NotImplementedError
-
-    def prepare(self, records: list[Any]) -> list[Any]:
-        """Loaded records before the write path (e.g. a key made of two fields)."""
-        return records
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.records import load_records
-
-        model = self.record_model()
-        raw, source = load_records(
-            records=self.records,
-            input_path=self.input_path,
-            sql=self.sql,
-            sql_conn_id=self.sql_conn_id,
-            sql_parameters=self.sql_parameters,
-            column_map=self.column_map,
-            required_fields=[name for name, spec in model.model_fields.items() if spec.is_required()],
-            csv_delimiter=self.csv_delimiter,
-        )
-        result = write_records(
-            self.prepare(raw),
-            source=source,
-            what=self.what,
-            model=model,
-            key_field=self.key_field,
-            send=self.sender(self.hook.get_conn()),
-            policy=self.write_policy,
-            log=self.log,
-        )
-        summary = {
-            **result.counts(),
-            "saved": len(result.saved),
-            "rejected": [{"key": error.key, "reason": error.reason} for error in result.rejected[:1000]],
-            "invalid": result.invalid[:1000],
-        }
-        self.record_asset_event(
-            context, {"resource": self.what, **{k: v for k, v in summary.items() if not isinstance(v, list)}}
-        )
-        return summary
+    def default_outlets(self, consentio_conn_id: str) -> list[Asset]:
+        return [catalogue_asset(consentio_conn_id)]
 
 
-class ConsentioUpsertProductsOperator(ConsentioUpsertOperator):
+class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
     """Create or update products, matched by ``sku`` (POST /product), from a list, a JSONL/CSV file or a query.
 
     Give natural types: numbers (``base_price``) as numbers or decimal texts, multi-value fields (``sale_units``,
@@ -205,7 +108,7 @@ def _decimal_point(record: Any, fields: Sequence[str]) -> Any:
     return fixed
 
 
-class ConsentioSetBasePricesOperator(ConsentioUpsertOperator):
+class ConsentioSetBasePricesOperator(ConsentioCatalogueUpsertOperator):
     """Set products' base prices (PUT /products/baseprice), each matched by ``sku`` or else ``ean_code``.
 
     Records: ``sku`` or ``ean_code``, ``base_price`` (exact decimal), optional ``price_unit``. A price for a product
@@ -224,7 +127,7 @@ class ConsentioSetBasePricesOperator(ConsentioUpsertOperator):
         return client.set_base_prices
 
 
-class ConsentioSyncPriceGroupsOperator(ConsentioUpsertOperator):
+class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
     """Set products' prices in price groups (POST /pricegroups/sync): one record per group and product.
 
     Records: ``pricegroup_id``, ``pricegroup_name``, ``sku`` or ``ean_code``, ``price`` (exact decimal), optional

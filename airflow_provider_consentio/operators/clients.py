@@ -9,7 +9,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
-from airflow_provider_consentio.operators.catalogue import ConsentioUpsertOperator
+from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,13 +25,13 @@ def clients_asset(consentio_conn_id: str = "consentio_default", resource: str = 
     return consentio_asset(f"consentio_{resource}__{consentio_conn_id}", consentio_conn_id, resource)
 
 
-class ConsentioUpsertClientsOperator(ConsentioUpsertOperator):
+class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
     """Create or update clients, matched by ``client_external_id`` (POST /client).
 
     Records: ``client_external_id``, ``client_name``, optional ``phones`` and ``rates`` (lists, or comma-separated
     texts in a CSV or a query), ``rate_id`` (the price group the client buys at). Read-only fields of an exported
     file (``consentio_client_id``, ``workspace_id``, ``created_at``, ``updated_at``) are accepted and not sent.
-    See :class:`~airflow_provider_consentio.operators.catalogue.ConsentioUpsertOperator` for inputs and policies.
+    See :class:`~airflow_provider_consentio.operators._upsert.ConsentioUpsertOperator` for inputs and policies.
     """
 
     what = "clients"
@@ -46,7 +46,7 @@ class ConsentioUpsertClientsOperator(ConsentioUpsertOperator):
         return client.upsert_clients
 
 
-class ConsentioUpsertClientAddressesOperator(ConsentioUpsertOperator):
+class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
     """Create or update clients' addresses (POST /client/address), keyed by the address's ``external_id`` and
     linked to its client by ``client_external_id``: run it after the clients upsert.
 
