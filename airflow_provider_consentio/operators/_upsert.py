@@ -63,20 +63,11 @@ class ConsentioUpsertOperator(ConsentioWriteOperator):
         csv_delimiter: str = ",",
         batch_size: int = DEFAULT_BATCH_SIZE,
         concurrency: int = DEFAULT_CONCURRENCY,
-        on_invalid: str = "fail",
-        max_rejected: int = 0,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", self.default_outlets(consentio_conn_id))
-        super().__init__(
-            batch_size=batch_size,
-            concurrency=concurrency,
-            on_invalid=on_invalid,
-            max_rejected=max_rejected,
-            consentio_conn_id=consentio_conn_id,
-            **kwargs,
-        )
+        super().__init__(batch_size=batch_size, concurrency=concurrency, consentio_conn_id=consentio_conn_id, **kwargs)
         self.records = records
         self.input_path = input_path
         self.sql = sql

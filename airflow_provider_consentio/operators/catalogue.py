@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import ConsentioOperator, ProgressLog, check_choice, plural
+from airflow_provider_consentio.operators._common import check_choice
 from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
-from airflow_provider_consentio.windows import AdaptiveWindows, resolve_window
+from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
     from pydantic import BaseModel
 
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import BatchResult
+    from airflow_provider_consentio.operators._window_export import Fetch
 
 SEND_AS = ("json", "csv")
 
@@ -152,74 +152,37 @@ class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
         return client.sync_price_groups
 
 
-class ConsentioExportProductsOperator(ConsentioOperator):
+class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
     """Export the products changed in [start, end) to a JSONL file, each exactly as the API returned it.
 
-    Works as :class:`~airflow_provider_consentio.operators.orders.ConsentioExportOrdersOperator` does (the same
-    sub-window loop): the window defaults to the run's data interval (backfills export each day once), memory stays
-    flat, the file appears only once complete, a rerun rewrites the same bytes, and the summary goes on the Asset
-    ``consentio://<conn_id>/products``.
+    Works as the order export does (the same base, :class:`ConsentioWindowExportOperator` in
+    operators/_window_export.py, which describes the parameters it takes): the window defaults to the run's data
+    interval (backfills export each day once), memory stays flat, the file appears only once complete, a rerun
+    rewrites the same bytes, and the summary goes on the Asset ``consentio://<conn_id>/products``.
 
-    :param output_path: JSONL file to write (templated).
-    :param start: window start (templated); default: the data interval start.
-    :param end: window end, exclusive (templated); default: the data interval end.
-    :param window_size: the longest sub-window fetched in one request.
-    :param max_products_per_request: sub-windows shrink when an answer holds more products than this.
-    :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
+    :param max_products_per_request: the sizing target of the sub-windows: about this many products per answer.
     """
 
-    template_fields: Sequence[str] = ("output_path", "start", "end")
     ui_color = "#eef0f7"
+    noun = "product"
 
     def __init__(
         self,
         *,
-        output_path: Any,
-        start: Any = None,
-        end: Any = None,
         window_size: timedelta = timedelta(hours=6),
         max_products_per_request: int = 5000,
-        empty_interval: str = "fail",
-        lookback: timedelta = timedelta(days=1),
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [products_asset(consentio_conn_id)])
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        self.output_path = output_path
-        self.start = start
-        self.end = end
-        self.window_size = window_size
+        super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
         self.max_products_per_request = max_products_per_request
-        self.empty_interval = empty_interval
-        self.lookback = lookback
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.orders import write_sub_windows
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+    def fetcher(self, client: ConsentioClient) -> Fetch:
+        return client.get_raw_changed_products
 
-        start, end = resolve_window(
-            context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
-        )
-        path = as_storage_path(self.output_path)
-        client = self.hook.get_conn()
-        windows = AdaptiveWindows(start, end, max_size=self.window_size, target_records=self.max_products_per_request)
-        self.log.info("Exporting the products changed in [%s, %s) to %s", start.isoformat(), end.isoformat(), path)
-        exported = 0
-        progress = ProgressLog()
-        with atomic_writer(path) as out:
-            for _, upper, exported in write_sub_windows(client.get_raw_changed_products, windows, out):
-                if progress.due(windows.progress(upper)):
-                    self.log.info(
-                        "%s so far (%.0f%% of the window)", plural(exported, "product"), 100 * windows.progress(upper)
-                    )
-        summary = {
-            "path": str(path),
-            "count": exported,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-            "sub_windows": windows.count,
-        }
-        self.log.info("Exported %s to %s in %.1fs", plural(exported, "changed product"), path, progress.elapsed())
-        self.record_asset_event(context, summary)
-        return summary
+    def records_per_request(self) -> int:
+        return self.max_products_per_request
+
+    def selection(self) -> str:
+        return "products changed"

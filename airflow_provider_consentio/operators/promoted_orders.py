@@ -63,20 +63,11 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         input_path: Any = None,
         lookback: timedelta = timedelta(days=2),
         max_attempts: int = 4,
-        on_invalid: str = "fail",
-        max_rejected: int = 0,
-        consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("max_active_tis_per_dag", 1)
-        super().__init__(
-            batch_size=1,
-            concurrency=1,
-            on_invalid=on_invalid,
-            max_rejected=max_rejected,
-            consentio_conn_id=consentio_conn_id,
-            **kwargs,
-        )
+        # One order per request, one at a time: each create is followed, after an unknown outcome, by a read-back.
+        super().__init__(batch_size=1, concurrency=1, **kwargs)
         self.orders = orders
         self.input_path = input_path
         self.lookback = lookback
