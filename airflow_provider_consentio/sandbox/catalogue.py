@@ -1,5 +1,5 @@
 """The seller's catalogue as the sandbox holds it: products, base prices, price groups, clients and addresses, and
-the promoted orders placed against it. Every rule of those endpoints lives here; the routes are in catalogue_api.py.
+the promoted orders placed against it. The per-row rules are in catalogue_rules.py; the routes are in catalogue_api.py.
 
 Wire ASSUMPTIONS (the docs give the paths and fields, not the bodies; see shared/consentio-api.md):
 * Batches are ``{"<resource>": [...]}`` answered ``{"<resource>": [saved], "errors": ["<key>: <reason>"]}`` with
@@ -21,57 +21,29 @@ Wire ASSUMPTIONS (the docs give the paths and fields, not the bodies; see shared
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
-from airflow_provider_consentio.sandbox.data import parse_rfc3339, recompute_totals
-from airflow_provider_consentio.sandbox.wire import has_nul, num
-
-PRICE_UNITS = ("box", "pallet", "kg", "piece")
-DELIVERY_METHODS = ("delivery", "pickup")
-CSV_LANGUAGES = ("en", "es", "fr", "de", "it", "pt", "nl", "pl")
-CSV_TYPES = ("product",)
-MAX_ROWS_PER_REQUEST = 5000
-PRODUCT_READ_ONLY = {"id", "created_at", "updated_at"}
-CLIENT_READ_ONLY = {"consentio_client_id", "workspace_id", "created_at", "updated_at"}
-ADDRESS_FIELDS = ("street", "city", "postal_code", "region", "country")
-_EAN = re.compile(r"^[0-9]{8,14}$")
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
-
-
-class CatalogueError(Exception):
-    """A whole request refused (HTTP 400), e.g. a CSV without a header the sandbox can read."""
+from airflow_provider_consentio.sandbox.catalogue_rules import (
+    ADDRESS_FIELDS,
+    PRICE_UNITS,
+    PRODUCT_READ_ONLY,
+    CatalogueError,
+    address_problems,
+    base_price_problems,
+    client_problems,
+    decimal_text,
+    price_group_problems,
+    product_problems,
+)
+from airflow_provider_consentio.sandbox.data import recompute_totals
+from airflow_provider_consentio.sandbox.wire import num
 
 
 def stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def text_problem(record: dict[str, Any], name: str, limit: int, required: bool = True) -> str | None:
-    value = record.get(name)
-    if value is None:
-        return f"{name} is required" if required else None
-    if not isinstance(value, str) or not 1 <= len(value) <= limit:
-        return f"{name} must be a string of 1 to {limit} characters"
-    return None
-
-
-def decimal_text(value: Any, name: str, *, minimum: Decimal | None = Decimal(0)) -> tuple[str | None, str | None]:
-    """(the number as stored, problem): numbers travel as strings, e.g. "12.50"; a JSON number is refused."""
-    if not isinstance(value, str):
-        got = "a number" if isinstance(value, int | Decimal) and not isinstance(value, bool) else repr(value)
-        return None, f'{name} must be a number written as a string (e.g. "12.50"), got {got}'
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        return None, f"{name} {value!r} is not a number"
-    if not number.is_finite() or (minimum is not None and number < minimum):
-        return None, f"{name} must not be negative" if number.is_finite() else f"{name} must be finite"
-    return value.strip(), None
 
 
 def _row_name(record: Any, *keys: str, position: int) -> str:
@@ -95,25 +67,19 @@ class Catalogue:
     # --- products ----------------------------------------------------------------------------------------------
 
     def upsert_products(self, records: list[Any], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-        saved, errors = [], []
-        for position, record in enumerate(records, start=1):
-            problems = product_problems(record)
-            if problems:
-                errors.append(f"{_row_name(record, 'sku', position=position)}: {'; '.join(problems)}")
-                continue
-            saved.append(self._store_product(record, now))
-        return saved, errors
+        return _write_rows(
+            records,
+            lambda record, position: _row_name(record, "sku", position=position),
+            product_problems,
+            lambda record: self._store_product(record, now),
+        )
 
     def _store_product(self, record: dict[str, Any], now: datetime) -> dict[str, Any]:
         values = {k: v.strip() if k == "base_price" else v for k, v in record.items() if k not in PRODUCT_READ_ONLY}
         existing = self.products.get(record["sku"])
+        product = _upserted(existing, values, now, id=self.next_product_id)
         if existing is None:
-            product = {"id": self.next_product_id, **values, "created_at": stamp(now), "updated_at": stamp(now)}
             self.next_product_id += 1
-        else:
-            product = {**existing, **values}
-            if product != existing:
-                product["updated_at"] = _after(existing["updated_at"], now)
         self.products[record["sku"]] = product
         return product
 
@@ -130,39 +96,41 @@ class Catalogue:
             return next((p for p in self.products.values() if p.get("ean_code") == record["ean_code"]), None)
         return None
 
+    def _product_problems(self, record: Any, problems_of: Callable[[Any], list[str]], hint: str = "") -> list[str]:
+        """The row's own problems, else whether the product it names exists."""
+        problems = problems_of(record)
+        if not problems and self.product_by(record) is None:
+            name = _row_name(record, "sku", "ean_code", position=0)
+            problems = [f"product {name} not found{hint}"]
+        return problems
+
     def set_base_prices(self, records: list[Any], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-        saved, errors = [], []
-        for position, record in enumerate(records, start=1):
-            name = _row_name(record, "sku", "ean_code", position=position)
-            problems = base_price_problems(record)
-            product = self.product_by(record) if not problems else None
-            if not problems and product is None:
-                problems = [f"product {name} not found"]
-            if problems:
-                errors.append(f"{name}: {'; '.join(problems)}")
-                continue
-            assert product is not None
+        def store(record: dict[str, Any]) -> dict[str, Any]:
             changes = {"base_price": record["base_price"].strip()}
             if record.get("price_unit") is not None:
                 changes["price_unit"] = record["price_unit"]
-            saved.append(self._store_product({**changes, "sku": product["sku"]}, now))
-        return saved, errors
+            product = self.product_by(record)
+            assert product is not None
+            return self._store_product({**changes, "sku": product["sku"]}, now)
+
+        return _write_rows(
+            records,
+            lambda record, position: _row_name(record, "sku", "ean_code", position=position),
+            lambda record: self._product_problems(record, base_price_problems),
+            store,
+        )
 
     # --- price groups ----------------------------------------------------------------------------------------------
 
     def sync_price_groups(self, records: list[Any], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-        saved, errors = [], []
-        for position, record in enumerate(records, start=1):
-            product_name = _row_name(record, "sku", "ean_code", position=position)
+        def name_of(record: Any, position: int) -> str:
             group = record.get("pricegroup_id") if isinstance(record, dict) else None
-            name = f"{group if isinstance(group, str) else '?'}/{product_name}"
-            problems = price_group_problems(record)
-            product = self.product_by(record) if not problems else None
-            if not problems and product is None:
-                problems = [f"product {product_name} not found (create products before their price groups)"]
-            if problems:
-                errors.append(f"{name}: {'; '.join(problems)}")
-                continue
+            return (
+                f"{group if isinstance(group, str) else '?'}/{_row_name(record, 'sku', 'ean_code', position=position)}"
+            )
+
+        def store(record: dict[str, Any]) -> dict[str, Any]:
+            product = self.product_by(record)
             assert product is not None
             key = (record["pricegroup_id"], product["sku"])
             row = {
@@ -179,20 +147,19 @@ class Catalogue:
             else:
                 row["updated_at"] = existing["updated_at"]
             self.price_groups[key] = row
-            saved.append(row)
-        return saved, errors
+            return row
+
+        hint = " (create products before their price groups)"
+        return _write_rows(
+            records, name_of, lambda record: self._product_problems(record, price_group_problems, hint), store
+        )
 
     # --- clients and addresses ---------------------------------------------------------------------------------
 
     def upsert_clients(
         self, records: list[Any], now: datetime, workspace_id: int
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        saved, errors = [], []
-        for position, record in enumerate(records, start=1):
-            problems = client_problems(record)
-            if problems:
-                errors.append(f"{_row_name(record, 'client_external_id', position=position)}: {'; '.join(problems)}")
-                continue
+        def store(record: dict[str, Any]) -> dict[str, Any]:
             key = record["client_external_id"]
             values = {
                 "client_external_id": key,
@@ -201,27 +168,25 @@ class Catalogue:
                 "rate_id": record.get("rate_id"),
                 "rates": list(record.get("rates") or []),
             }
-            existing = self.clients.get(key)
-            if existing is None:
-                client = {**values, "consentio_client_id": None, "workspace_id": workspace_id}
-                client |= {"created_at": stamp(now), "updated_at": stamp(now)}
-            else:
-                client = {**existing, **values}
-                if client != existing:
-                    client["updated_at"] = _after(existing["updated_at"], now)
-            self.clients[key] = client
-            saved.append(client)
-        return saved, errors
+            created = {"consentio_client_id": None, "workspace_id": workspace_id}
+            self.clients[key] = _upserted(self.clients.get(key), values, now, **created)
+            return self.clients[key]
+
+        return _write_rows(
+            records,
+            lambda record, position: _row_name(record, "client_external_id", position=position),
+            client_problems,
+            store,
+        )
 
     def upsert_addresses(self, records: list[Any], now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
-        saved, errors = [], []
-        for position, record in enumerate(records, start=1):
+        def problems_of(record: Any) -> list[str]:
             problems = address_problems(record)
             if not problems and record["client_external_id"] not in self.clients:
                 problems = [f"client {record['client_external_id']} not found (create clients before their addresses)"]
-            if problems:
-                errors.append(f"{_row_name(record, 'external_id', position=position)}: {'; '.join(problems)}")
-                continue
+            return problems
+
+        def store(record: dict[str, Any]) -> dict[str, Any]:
             values = {
                 "external_id": record["external_id"],
                 "client_external_id": record["client_external_id"],
@@ -229,16 +194,13 @@ class Catalogue:
                 "latitude": record.get("latitude"),
                 "longitude": record.get("longitude"),
             }
-            existing = self.addresses.get(record["external_id"])
-            if existing is None:
-                address = {**values, "created_at": stamp(now), "updated_at": stamp(now)}
-            else:
-                address = {**existing, **values}
-                if address != existing:
-                    address["updated_at"] = _after(existing["updated_at"], now)
-            self.addresses[record["external_id"]] = address
-            saved.append(address)
-        return saved, errors
+            key = record["external_id"]
+            self.addresses[key] = _upserted(self.addresses.get(key), values, now)
+            return self.addresses[key]
+
+        return _write_rows(
+            records, lambda record, position: _row_name(record, "external_id", position=position), problems_of, store
+        )
 
     def addresses_of(self, client_external_id: str | None) -> list[dict[str, Any]]:
         selected = [
@@ -289,27 +251,6 @@ class Catalogue:
         }
 
 
-def promoted_order_problems(body: Any) -> list[str]:
-    if not isinstance(body, dict):
-        return ["the body must be a JSON object"]
-    problems = []
-    email = body.get("buyer_email")
-    if not isinstance(email, str) or "@" not in email or len(email) > 254:
-        problems.append("buyer_email must be an e-mail address")
-    if body.get("delivery_method", "delivery") not in DELIVERY_METHODS:
-        problems.append(f"delivery_method must be one of {', '.join(DELIVERY_METHODS)}")
-    reference = body.get("external_id")
-    if reference is not None and (not isinstance(reference, str) or not 1 <= len(reference) <= 256):
-        problems.append("external_id must be a string of 1 to 256 characters")
-    day = body.get("delivery_date")
-    if day is not None:
-        try:
-            date.fromisoformat(day) if isinstance(day, str) and len(day) == 10 else parse_rfc3339(str(day))
-        except ValueError:
-            problems.append("delivery_date must be a date (YYYY-MM-DD) or an RFC3339 date-time")
-    return problems
-
-
 def apply_promoted_items(order: dict[str, Any], items: list[tuple[dict[str, Any], Decimal, str]]) -> None:
     """Replace a generated order's items with the products ordered, at their base prices."""
     base_id = order["id"] * 10
@@ -337,159 +278,33 @@ def apply_promoted_items(order: dict[str, Any], items: list[tuple[dict[str, Any]
     recompute_totals(order)
 
 
-# --- per-row rules -------------------------------------------------------------------------------------------------
+def _write_rows(
+    records: list[Any],
+    name_of: Callable[[Any, int], str],
+    problems_of: Callable[[Any], list[str]],
+    store: Callable[[dict[str, Any]], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every batch write: each row (``position`` from 1) is stored, or refused as ``"<name>: <problems>"`` while the
+    batch goes on (the API's per-row errors, HTTP 200)."""
+    saved, errors = [], []
+    for position, record in enumerate(records, start=1):
+        problems = problems_of(record)
+        if problems:
+            errors.append(f"{name_of(record, position)}: {'; '.join(problems)}")
+        else:
+            saved.append(store(record))
+    return saved, errors
 
 
-def product_problems(record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["must be an object"]
-    problems = [p for p in (text_problem(record, "sku", 64), text_problem(record, "name", 256)) if p]
-    ean = record.get("ean_code")
-    if ean is not None and (not isinstance(ean, str) or not _EAN.match(ean)):
-        problems.append("ean_code must be 8 to 14 digits")
-    if record.get("base_price") is not None:
-        problems += [p for p in [decimal_text(record["base_price"], "base_price")[1]] if p]
-    if record.get("price_unit") is not None and record["price_unit"] not in PRICE_UNITS:
-        problems.append(f"price_unit must be one of {', '.join(PRICE_UNITS)}")
-    units = record.get("sale_units")
-    if units is not None:
-        if not isinstance(units, str):
-            problems.append('sale_units must be a comma-separated string (e.g. "box,kg")')
-        elif any(unit.strip() not in PRICE_UNITS for unit in units.split(",")):
-            problems.append(f"each of sale_units must be one of {', '.join(PRICE_UNITS)}")
-    for name, value in record.items():
-        if name not in PRODUCT_READ_ONLY | {"base_price"} and value is not None and not isinstance(value, str):
-            problems.append(f"{name} must be a string (the API takes numbers and lists as strings)")
-    if has_nul(record):
-        problems.append("control characters are not allowed")
-    return problems
-
-
-def base_price_problems(record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["must be an object"]
-    problems = []
-    if not isinstance(record.get("sku"), str) and not isinstance(record.get("ean_code"), str):
-        problems.append("sku or ean_code is required")
-    unknown = set(record) - {"sku", "ean_code", "base_price", "price_unit"}
-    if unknown:
-        problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
-    problems += [p for p in [decimal_text(record.get("base_price"), "base_price")[1]] if p]
-    if record.get("price_unit") is not None and record["price_unit"] not in PRICE_UNITS:
-        problems.append(f"price_unit must be one of {', '.join(PRICE_UNITS)}")
-    return problems
-
-
-def price_group_problems(record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["must be an object"]
-    problems = [
-        p for p in (text_problem(record, "pricegroup_id", 64), text_problem(record, "pricegroup_name", 256)) if p
-    ]
-    if not isinstance(record.get("sku"), str) and not isinstance(record.get("ean_code"), str):
-        problems.append("sku or ean_code is required")
-    unknown = set(record) - {"pricegroup_id", "pricegroup_name", "sku", "ean_code", "price", "price_unit"}
-    if unknown:
-        problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
-    problems += [p for p in [decimal_text(record.get("price"), "price")[1]] if p]
-    if record.get("price_unit") is not None and record["price_unit"] not in PRICE_UNITS:
-        problems.append(f"price_unit must be one of {', '.join(PRICE_UNITS)}")
-    if has_nul(record):
-        problems.append("control characters are not allowed")
-    return problems
-
-
-def client_problems(record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["must be an object"]
-    problems = [
-        p for p in (text_problem(record, "client_external_id", 64), text_problem(record, "client_name", 256)) if p
-    ]
-    unknown = set(record) - {"client_external_id", "client_name", "phones", "rate_id", "rates"} - CLIENT_READ_ONLY
-    if unknown:
-        problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
-    for name, limit in (("phones", 32), ("rates", 64)):
-        values = record.get(name)
-        if values is not None and (
-            not isinstance(values, list) or any(not isinstance(v, str) or not 1 <= len(v) <= limit for v in values)
-        ):
-            problems.append(f"{name} must be an array of strings of 1 to {limit} characters")
-    problems += [p for p in [text_problem(record, "rate_id", 64, required=False)] if p]
-    if has_nul(record):
-        problems.append("control characters are not allowed")
-    return problems
-
-
-def address_problems(record: Any) -> list[str]:
-    if not isinstance(record, dict):
-        return ["must be an object"]
-    limits = {"external_id": 64, "client_external_id": 64, "street": 256, "city": 128, "postal_code": 16}
-    problems = [p for name, limit in limits.items() if (p := text_problem(record, name, limit))]
-    problems += [p for p in [text_problem(record, "region", 128, required=False)] if p]
-    if not isinstance(record.get("country"), str) or not _COUNTRY.match(record["country"]):
-        problems.append("country must be an ISO 3166-1 alpha-2 code (e.g. ES)")
-    unknown = set(record) - set(limits) - {"region", "country", "latitude", "longitude", "created_at", "updated_at"}
-    if unknown:
-        problems.append(f"unknown field(s) {', '.join(sorted(unknown))}")
-    for name, bound in (("latitude", 90), ("longitude", 180)):
-        value = record.get(name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | Decimal) or not -bound <= value <= bound
-        ):
-            problems.append(f"{name} must be a number from -{bound} to {bound}")
-    if has_nul(record):
-        problems.append("control characters are not allowed")
-    return problems
-
-
-# --- CSV imports ---------------------------------------------------------------------------------------------------
-
-
-def csv_products(body: bytes, *, separator: str, decimal_separator: str, language: str, kind: str) -> list[Any]:
-    """The rows of a product CSV as JSON-style records (blank cells left out, decimals normalised)."""
-    if language not in CSV_LANGUAGES:
-        raise CatalogueError(f"language must be one of {', '.join(CSV_LANGUAGES)}, got {language!r}")
-    if kind not in CSV_TYPES:
-        raise CatalogueError(f"type must be one of {', '.join(CSV_TYPES)}, got {kind!r}")
-    if len(separator) != 1 or separator in '\r\n"':
-        raise CatalogueError(f"csvseparator must be one character, got {separator!r}")
-    if decimal_separator not in (".", ","):
-        raise CatalogueError(f"decimalseparator must be '.' or ',', got {decimal_separator!r}")
-    try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CatalogueError(f"the CSV is not UTF-8 text (byte {exc.start + 1})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=separator, strict=True)
-    header = reader.fieldnames or []
-    if "sku" not in header:
-        raise CatalogueError(
-            f"the CSV header has no sku column (read with csvseparator {separator!r}: {header[:5]}); "
-            "is csvseparator right?"
-        )
-    rows: list[Any] = []
-    try:
-        for row in reader:
-            if None in row:
-                raise CatalogueError(f"CSV line {reader.line_num}: more values than the header has columns")
-            rows.append(_csv_record(row, decimal_separator))
-    except csv.Error as exc:
-        raise CatalogueError(f"CSV line {reader.line_num}: {exc}") from None
-    if len(rows) > MAX_ROWS_PER_REQUEST:
-        raise CatalogueError(f"at most {MAX_ROWS_PER_REQUEST} rows per request, got {len(rows)}")
-    return rows
-
-
-def _csv_record(row: dict[str, str], decimal_separator: str) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for name, value in row.items():
-        if value is None or not value.strip():
-            continue
-        if name == "base_price":
-            other = "." if decimal_separator == "," else ","
-            # A value written with the other separator is left for validation to refuse, not silently misread.
-            value = value.replace(decimal_separator, ".") if other not in value else value.replace(other, "?")
-        record[name] = value
-    return record
+def _upserted(existing: dict[str, Any] | None, values: dict[str, Any], now: datetime, **created: Any) -> dict[str, Any]:
+    """``values`` stored over ``existing``: a new record also gets ``created`` and both stamps; a known one moves
+    ``updated_at`` only when a value changed (a rerun changes nothing)."""
+    if existing is None:
+        return {**created, **values, "created_at": stamp(now), "updated_at": stamp(now)}
+    merged = {**existing, **values}
+    if merged != existing:
+        merged["updated_at"] = _after(existing["updated_at"], now)
+    return merged
 
 
 def _after(previous: str, now: datetime) -> str:

@@ -1,6 +1,7 @@
 """The sandbox's catalogue routes (products, base prices, price groups, clients, addresses) and promoted orders.
 
-The rules and the wire assumptions are in catalogue.py; this module only reads requests and writes answers.
+The wire assumptions are in catalogue.py, the per-row rules in catalogue_rules.py; this module only reads
+requests and writes answers.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
-from airflow_provider_consentio.sandbox.catalogue import (
+from airflow_provider_consentio.sandbox.catalogue import Catalogue, apply_promoted_items
+from airflow_provider_consentio.sandbox.catalogue_rules import (
     MAX_ROWS_PER_REQUEST,
-    Catalogue,
     CatalogueError,
-    apply_promoted_items,
     csv_products,
     promoted_order_problems,
 )
@@ -45,6 +45,13 @@ def add_catalogue_routes(
 
     def batch_answer(key: str, saved: list[Any], errors: list[str]) -> Response:
         return Response(encode({key: saved, "errors": errors}), media_type="application/json")
+
+    async def read(request: Request, ws: str, answer: Callable[[Any], Any]) -> Response:
+        """A read: ``answer(catalogue)`` is encoded as the JSON body."""
+        await checked(request, ws)
+        with state.lock:
+            body = encode(answer(catalogue_of(ws)))
+        return Response(body, media_type="application/json")
 
     async def batch_write(request: Request, ws: str, key: str, apply: Callable[..., Any]) -> Response:
         """A batch write: ``apply(catalogue, rows, now)`` answers (saved, per-row errors)."""
@@ -87,15 +94,15 @@ def add_catalogue_routes(
     async def changed_products(
         ws: str, request: Request, from_: str = Query(alias="from"), to: str = Query()
     ) -> Response:
-        await checked(request, ws)
         from airflow_provider_consentio.sandbox.app import instant
 
-        start, end = instant(from_, "from"), instant(to, "to")
-        if start > end:
-            raise api_error(400, "invalid_request", "from must not be after to")
-        with state.lock:
-            body = encode(catalogue_of(ws).products_changed(start, end))
-        return Response(body, media_type="application/json")
+        def changed(catalogue: Catalogue) -> list[dict[str, Any]]:
+            start, end = instant(from_, "from"), instant(to, "to")
+            if start > end:
+                raise api_error(400, "invalid_request", "from must not be after to")
+            return catalogue.products_changed(start, end)
+
+        return await read(request, ws, changed)
 
     @app.put(f"{PARTNER}/{{ws}}/products/baseprice", tags=["catalogue"])
     async def base_prices(ws: str, request: Request) -> Response:
@@ -107,10 +114,9 @@ def add_catalogue_routes(
 
     @app.get(f"{PARTNER}/{{ws}}/client", tags=["catalogue"])
     async def clients(ws: str, request: Request) -> Response:
-        await checked(request, ws)
-        with state.lock:
-            body = encode(sorted(catalogue_of(ws).clients.values(), key=lambda c: c["client_external_id"]))
-        return Response(body, media_type="application/json")
+        return await read(
+            request, ws, lambda catalogue: sorted(catalogue.clients.values(), key=lambda c: c["client_external_id"])
+        )
 
     @app.post(f"{PARTNER}/{{ws}}/client", tags=["catalogue"])
     async def upsert_clients(ws: str, request: Request) -> Response:
@@ -120,10 +126,7 @@ def add_catalogue_routes(
 
     @app.get(f"{PARTNER}/{{ws}}/client/address", tags=["catalogue"])
     async def addresses(ws: str, request: Request, client_external_id: str | None = None) -> Response:
-        await checked(request, ws)
-        with state.lock:
-            body = encode(catalogue_of(ws).addresses_of(client_external_id))
-        return Response(body, media_type="application/json")
+        return await read(request, ws, lambda catalogue: catalogue.addresses_of(client_external_id))
 
     @app.post(f"{PARTNER}/{{ws}}/client/address", tags=["catalogue"])
     async def upsert_addresses(ws: str, request: Request) -> Response:
