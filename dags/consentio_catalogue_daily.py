@@ -1,7 +1,8 @@
 """
 ### Consentio seller catalogue, nightly
 
-Every night, the seller's catalogue goes from the ERP to Consentio, before any order is placed against it:
+Every night at 23:00 UTC, an hour before the seller's order export (`consentio_seller_daily`, midnight UTC), the
+seller's catalogue goes from the ERP to Consentio, so that the next day's orders are placed against it:
 
 1. **customers** become Consentio clients (matched by their ERP code), then their **addresses**;
 2. **items** become products (matched by SKU), then the day's **price list** sets their base prices, then the
@@ -11,7 +12,8 @@ Every night, the seller's catalogue goes from the ERP to Consentio, before any o
 
 Every step reads the whole table and is safe to repeat: records are matched by their keys, so a rerun changes
 nothing, and an unchanged record keeps its version. A bad row fails its step and names the row; nothing of that
-step is sent.
+step is sent. The run's data interval is not used (whole tables, not a day's changes): any logical date works
+from *Trigger*.
 
 Connections: `consentio_default` (Consentio) and `consentio_erp` (the ERP database).
 """
@@ -37,10 +39,12 @@ from airflow_provider_consentio.operators.clients import (
 from airflow_provider_consentio.timetables import CronDataIntervalTimetable
 
 ERP_CONN_ID = "consentio_erp"
+# 23:00 UTC: an hour before consentio_seller_daily (midnight UTC) exports the day's orders.
+CATALOGUE_CRON = "0 23 * * *"
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(CATALOGUE_CRON, timezone="UTC"),
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
