@@ -35,6 +35,9 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_consentio.operators.orders",
                     "airflow_provider_consentio.operators.partitioned_export",
                     "airflow_provider_consentio.operators.purchase_needs",
+                    "airflow_provider_consentio.operators.catalogue",
+                    "airflow_provider_consentio.operators.clients",
+                    "airflow_provider_consentio.operators.promoted_orders",
                 ],
             }
         ],

@@ -12,6 +12,7 @@ Working assumptions where the docs are silent (the client's endpoint layer holds
   1..256 characters and external_status at most 32 (as for purchase needs).
 * Batch write responses report per-record failures as ``"<code or hash_id>: <reason>"`` strings.
 * A saved purchase need whose ``created_at`` equals its ``updated_at`` was created by this call; else updated.
+* The catalogue's and promoted orders' models, with their assumptions, are in catalogue_models.py.
 """
 
 from __future__ import annotations
@@ -89,6 +90,26 @@ class EditedOrderKeys(msgspec.Struct, gc=False):
 
 class PurchaseNeedKeys(msgspec.Struct, gc=False):
     code: str
+
+
+# The catalogue's key structs name each record's own key ``id`` where an export de-duplicates on it.
+class ProductKeys(msgspec.Struct, gc=False):
+    id: str = msgspec.field(name="sku")
+
+
+class ClientKeys(msgspec.Struct, gc=False):
+    client_external_id: str
+
+
+class AddressKeys(msgspec.Struct, gc=False):
+    external_id: str
+
+
+class OrderReferenceKeys(msgspec.Struct, gc=False):
+    """What a promoted-order read-back reads of each order: its identity and the caller's reference."""
+
+    hash_id: str
+    external_id: str | None = None
 
 
 class OrderItem(BaseModel):

@@ -63,7 +63,10 @@ class ClientBase:
     def _request_args(call: Call, token: str | None) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         args: dict[str, Any] = {"method": call.method, "url": call.path, "params": call.params, "headers": headers}
-        if call.body is not None:
+        if call.content is not None:
+            headers["Content-Type"] = call.content_type
+            args["content"] = call.content
+        elif call.body is not None:
             headers["Content-Type"] = "application/json"
             args["content"] = dumps(call.body).encode()
         return args

@@ -17,16 +17,29 @@ import httpx
 import msgspec
 from pydantic import BaseModel, ValidationError
 
+from airflow_provider_consentio.catalogue_models import (
+    BasePrice,
+    Client,
+    ClientAddress,
+    PriceGroupPrice,
+    Product,
+    PromotedOrder,
+    products_csv,
+)
 from airflow_provider_consentio.client.retry import excerpt
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError
 from airflow_provider_consentio.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
 from airflow_provider_consentio.models import (
     ORDER_KINDS,
     ORDER_STATUSES,
+    AddressKeys,
     BatchResult,
+    ClientKeys,
     EditedOrderKeys,
     ExternalReference,
     OrderId,
+    OrderReferenceKeys,
+    ProductKeys,
     PurchaseNeed,
     PurchaseNeedKeys,
     RawRecord,
@@ -35,6 +48,7 @@ from airflow_provider_consentio.models import (
 
 PARTNER_PREFIX = "/v2/partner"
 ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
 Redact = Callable[[str], str]
 
 
@@ -51,6 +65,9 @@ class Call:
     idempotent: bool = True
     # Batch writes: the key of the answer that lists the saved records.
     saved_key: str | None = None
+    # A body that is not JSON (a CSV import): sent as is, with this content type.
+    content: bytes | None = None
+    content_type: str = "application/json"
 
     @property
     def endpoint(self) -> str:
@@ -139,9 +156,83 @@ class PartnerAPI:
         call = Call("GET", f"{self._ws}/purchase-needs", params=params)
         return Listing(call, PurchaseNeedKeys, envelope="purchase_needs")
 
-    def promoted_order(self, order: Mapping[str, Any]) -> Call:
-        # Creates an order: never repeated once the request may have reached the server.
-        return Call("POST", f"{self._ws}/promoted-order", body=dict(order), idempotent=False)
+    def promoted_order(self, order: PromotedOrder | Mapping[str, Any]) -> Call:
+        # Creates an order: never repeated once the request may have reached the server. No idempotency key is
+        # documented; the order carries the caller's reference (PromotedOrder.to_wire) so it can be found again.
+        body = order.to_wire() if isinstance(order, PromotedOrder) else dict(order)
+        return Call("POST", f"{self._ws}/promoted-order", body=body, idempotent=False)
+
+    def orders_by_reference(self, start: datetime, end: datetime) -> Listing:
+        """The orders a promoted-order read-back searches for the caller's references.
+
+        ASSUMPTION: a promoted order is the caller's sale (GET /order?kind=sale), created when it was received,
+        with the caller's reference as its external_id.
+        """
+        return Listing(self.orders(start, end, PROMOTED_ORDER_KIND, None).call, OrderReferenceKeys)
+
+    # --- the seller's catalogue (ASSUMPTIONS: see catalogue_models.py and the sandbox's catalogue.py) ---------------
+    # Every write below is keyed (sku, pricegroup_id + product, client_external_id, address external_id): repeating
+    # a batch sets the same values again, so these are safe to retry.
+
+    def upsert_products(self, products: Sequence[Product]) -> Call:
+        body = {"products": [product.to_wire() for product in _at_least_one(products, "upsert_products")]}
+        return Call("POST", f"{self._ws}/product", body=body, saved_key="products")
+
+    def upsert_products_csv(
+        self, products: Sequence[Product], *, separator: str, decimal_separator: str, language: str
+    ) -> Call:
+        """The same as a CSV import: the documented query options say how to read the document."""
+        content = products_csv(
+            _at_least_one(products, "upsert_products_csv"), separator=separator, decimal_separator=decimal_separator
+        )
+        params = {
+            "language": language,
+            "type": "product",
+            "csvseparator": separator,
+            "decimalseparator": decimal_separator,
+        }
+        return Call(
+            "POST", f"{self._ws}/product", params=params, content=content, content_type="text/csv", saved_key="products"
+        )
+
+    def changed_products(self, start: datetime, end: datetime) -> Listing:
+        # ASSUMPTION: from/to select products by updated_at over [from, to); the answer is a bare array.
+        params = {"from": rfc3339(start, "start"), "to": rfc3339(end, "end")}
+        if end < start:
+            raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
+        return Listing(Call("GET", f"{self._ws}/products", params=params), ProductKeys)
+
+    def base_prices(self, prices: Sequence[BasePrice]) -> Call:
+        body = {"base_prices": [price.to_wire() for price in _at_least_one(prices, "set_base_prices")]}
+        return Call("PUT", f"{self._ws}/products/baseprice", body=body, saved_key="base_prices")
+
+    def sync_price_groups(self, rows: Sequence[PriceGroupPrice]) -> Call:
+        body = {"pricegroups": [row.to_wire() for row in _at_least_one(rows, "sync_price_groups")]}
+        return Call("POST", f"{self._ws}/pricegroups/sync", body=body, saved_key="pricegroups")
+
+    def clients(self) -> Listing:
+        return Listing(Call("GET", f"{self._ws}/client"), ClientKeys)
+
+    def upsert_clients(self, clients: Sequence[Client]) -> Call:
+        body = {"clients": [client.to_wire() for client in _at_least_one(clients, "upsert_clients")]}
+        return Call("POST", f"{self._ws}/client", body=body, saved_key="clients")
+
+    def addresses(self, client_external_id: str | None = None) -> Listing:
+        params = {"client_external_id": client_external_id} if client_external_id else None
+        return Listing(Call("GET", f"{self._ws}/client/address", params=params), AddressKeys)
+
+    def upsert_addresses(self, addresses: Sequence[ClientAddress]) -> Call:
+        body = {"addresses": [address.to_wire() for address in _at_least_one(addresses, "upsert_addresses")]}
+        return Call("POST", f"{self._ws}/client/address", body=body, saved_key="addresses")
+
+
+PROMOTED_ORDER_KIND = "sale"
+
+
+def _at_least_one(records: Sequence[T], method: str) -> Sequence[T]:
+    if not records:
+        raise ConsentioConfigError(f"{method} needs at least one record")
+    return records
 
 
 # --- answers ------------------------------------------------------------------------------------------------------

@@ -9,6 +9,14 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_consentio.catalogue_models import (
+    BasePrice,
+    Client,
+    ClientAddress,
+    PriceGroupPrice,
+    Product,
+    PromotedOrder,
+)
 from airflow_provider_consentio.client import endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
@@ -166,8 +174,60 @@ class ConsentioClient(ClientBase):
         """Purchase needs with start_date >= ``start_date`` and end_date <= ``end_date``, raw."""
         return self._raw(self.api.purchase_needs(start_date, end_date, status))
 
-    def create_promoted_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
-        """Create an order on behalf of a buyer. Not retried once the request may have been received."""
+    def create_promoted_order(self, order: PromotedOrder | Mapping[str, Any]) -> dict[str, Any]:
+        """Create an order on behalf of a buyer. Not retried once the request may have been received: a blind
+        retry could create a second order (ConsentioCreatePromotedOrdersOperator is the safe way)."""
         call = self.api.promoted_order(order)
         created: dict[str, Any] = endpoints.of_kind(call, self._json(call), dict)
         return created
+
+    def find_orders_by_reference(self, start: datetime, end: datetime) -> dict[str, str]:
+        """Reference -> hash ID of the promoted orders created in [start, end) that carry a reference."""
+        return {
+            record.keys.external_id: record.keys.hash_id
+            for record in self._raw(self.api.orders_by_reference(start, end))
+            if record.keys.external_id
+        }
+
+    # --- the seller's catalogue ------------------------------------------------------------------------------
+    # Each write answers the saved records and the per-record errors (HTTP 200 on partial success).
+
+    def upsert_products(self, products: Sequence[Product]) -> BatchResult:
+        """Create or update products by sku (JSON; numbers and lists go as strings)."""
+        call = self.api.upsert_products(products)
+        return endpoints.batch_result(call, self._json(call))
+
+    def upsert_products_csv(
+        self, products: Sequence[Product], *, separator: str = ",", decimal_separator: str = ".", language: str = "en"
+    ) -> BatchResult:
+        """The same through the CSV import (Content-Type text/csv, with the documented query options)."""
+        call = self.api.upsert_products_csv(
+            products, separator=separator, decimal_separator=decimal_separator, language=language
+        )
+        return endpoints.batch_result(call, self._json(call))
+
+    def get_raw_changed_products(self, start: datetime, end: datetime) -> list[RawRecord]:
+        """Products changed in [start, end), raw (``keys.id`` is the sku)."""
+        return self._raw(self.api.changed_products(start, end))
+
+    def set_base_prices(self, prices: Sequence[BasePrice]) -> BatchResult:
+        call = self.api.base_prices(prices)
+        return endpoints.batch_result(call, self._json(call))
+
+    def sync_price_groups(self, rows: Sequence[PriceGroupPrice]) -> BatchResult:
+        call = self.api.sync_price_groups(rows)
+        return endpoints.batch_result(call, self._json(call))
+
+    def upsert_clients(self, clients: Sequence[Client]) -> BatchResult:
+        call = self.api.upsert_clients(clients)
+        return endpoints.batch_result(call, self._json(call))
+
+    def get_raw_clients(self) -> list[RawRecord]:
+        return self._raw(self.api.clients())
+
+    def upsert_addresses(self, addresses: Sequence[ClientAddress]) -> BatchResult:
+        call = self.api.upsert_addresses(addresses)
+        return endpoints.batch_result(call, self._json(call))
+
+    def get_raw_addresses(self, client_external_id: str | None = None) -> list[RawRecord]:
+        return self._raw(self.api.addresses(client_external_id))

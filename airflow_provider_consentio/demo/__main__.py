@@ -18,11 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_consentio.demo.catalogue_erp import catalogue_facts, seed_catalogue
 from airflow_provider_consentio.demo.erp import query, seed_demand_lines, sqlite_connection
 from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, port_is_free
 
 DEMO_DATE = date(2025, 3, 10)
-DAG_IDS = ("consentio_seller_daily", "consentio_buyer_daily")
+DAG_IDS = ("consentio_catalogue_daily", "consentio_seller_daily", "consentio_buyer_daily")
 UI_PORT = 8280  # `make airflow`'s documented address
 
 
@@ -110,6 +111,7 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
     with SandboxProcess(workdir / "sandbox") as sandbox:
         print(f"  sandbox        {sandbox.base_url} (workspace {sandbox.info['workspace_id']})")
         seed_demand_lines(workdir / "erp.db", day, days=1)
+        seed_catalogue(workdir / "erp.db")
         env = build_env(workdir, sandbox, dags_folder)
         print("  airflow        db migrate ...")
         env.prepare()
@@ -138,8 +140,14 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
             return 1
         seller = seller_facts(workdir, sandbox, day)
         buyer = buyer_facts(workdir, sandbox, day)
+        catalogue = catalogue_facts(workdir / "erp.db", sandbox.base_url)
+    erp, addresses, priced = catalogue["erp"], catalogue["addresses"], catalogue["priced"]
     print(
         f"""
+  Catalog clients in Consentio        {catalogue["clients"]:>5}   (ERP: {erp["erp_customers"]}; addresses: {addresses})
+          products in Consentio       {catalogue["products"]:>5}   (ERP: {erp["erp_items"]}; with base price: {priced})
+          price-group prices          {catalogue["price_group_prices"]:>5}   (ERP: {erp["erp_price_groups"]})
+          ERP == sandbox              {"yes" if not catalogue["problems"] else "NO":>5}
   Seller  orders accepted in Consentio {seller["accepted_in_sandbox"]:>5}
           exported to JSONL           {seller["exported"]:>5}   {seller["export_path"]}
           loaded into the ERP         {seller["loaded"]:>5}   {workdir / "erp.db"} (erp_orders)
@@ -154,6 +162,9 @@ def run_demo(workdir: Path, dags_folder: Path, day: date) -> int:
     )
     ok = seller["matches_ground_truth"] and seller["references_pushed"] == seller["loaded"]
     ok = ok and buyer["needs_in_consentio"] == buyer["demand_lines"]
+    if catalogue["problems"]:
+        ok = False
+        print("\nThe catalogue differs from the ERP:\n  " + "\n  ".join(catalogue["problems"][:20]), file=sys.stderr)
     if not ok:
         print("\nDEMO FAILED: the outputs differ from the sandbox's ground truth", file=sys.stderr)
     return 0 if ok else 1
@@ -163,6 +174,7 @@ def run_standalone(workdir: Path, dags_folder: Path) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     with SandboxProcess(workdir / "sandbox") as sandbox:
         seed_demand_lines(workdir / "erp.db", date(2025, 1, 1), days=90)
+        seed_catalogue(workdir / "erp.db")
         env = build_env(workdir, sandbox, dags_folder)
         env.prepare()
         env.store_connections()  # in the metadata DB, so Admin > Connections shows working ones to copy

@@ -17,14 +17,18 @@ from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioErr
 from airflow_provider_consentio.operators._common import (
     ConsentioOperator,
     ConsentioWriteOperator,
-    ProgressLog,
     WritePolicy,
     as_list,
     listing,
     plural,
     write_records,
 )
-from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
+from airflow_provider_consentio.operators._window_export import (
+    ConsentioWindowExportOperator,
+    write_jsonl,
+    write_sub_windows,
+)
+from airflow_provider_consentio.windows import parse_instant
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import RawRecord, SeenOrder
+    from airflow_provider_consentio.operators._window_export import Fetch
+    from airflow_provider_consentio.windows import AdaptiveWindows
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -44,24 +50,6 @@ def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_edited_orders__{consentio_conn_id}", consentio_conn_id, "orders/edited")
 
 
-def _write_jsonl(records: Iterable[RawRecord], out: IO[bytes], seen_before: set[Any]) -> set[Any]:
-    """Write each record's exact source bytes as one JSONL line, skipping IDs in ``seen_before`` or repeated.
-
-    Returns the IDs written.
-    """
-    written: set[Any] = set()
-    lines = []
-    for record in records:
-        order_id = record.keys.id
-        if order_id not in seen_before and order_id not in written:
-            written.add(order_id)
-            lines.append(record.raw)
-    if lines:
-        out.write(b"\n".join(lines))
-        out.write(b"\n")
-    return written
-
-
 def export_sub_windows(
     client: ConsentioClient, windows: AdaptiveWindows, out: IO[bytes], *, kind: str, statuses: Sequence[str]
 ) -> Iterator[tuple[datetime, datetime, int]]:
@@ -69,138 +57,82 @@ def export_sub_windows(
 
     Shared by the daily export and the export by period, so that both write the same bytes for the same window.
     """
-    # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
-    # returned at both edges is the only duplicate the API can produce.
-    written_last_window: set[Any] = set()
-    exported = 0
-    for lower, upper in windows:
-        records = client.get_raw_orders(lower, upper, kind=kind, statuses=statuses)
-        windows.observed(len(records))
-        written_last_window = _write_jsonl(records, out, written_last_window)
-        exported += len(written_last_window)
-        yield lower, upper, exported
+    return write_sub_windows(
+        lambda lower, upper: client.get_raw_orders(lower, upper, kind=kind, statuses=statuses), windows, out
+    )
 
 
-class ConsentioExportOrdersOperator(ConsentioOperator):
+class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):
     """Export the orders created in [start, end) to a JSONL file, each exactly as the API returned it.
 
-    * The window defaults to the run's data interval, so a backfill of March exports each day exactly once. A
-      zero-length interval (CronTriggerTimetable, manual runs) fails with an explanation, unless
-      ``empty_interval="lookback"``: then [end - lookback, end) is exported.
-    * The window is fetched in consecutive sub-windows sized to the data: they grow (up to ``window_size``) while
-      answers are small and shrink when one holds more than ``max_orders_per_request``, so memory stays flat
-      whatever the range and the order volume. Orders are de-duplicated by ID across sub-window edges.
-    * The file is written atomically: it appears at ``output_path`` only once complete, so a retry or a crash
-      never leaves a partial or doubled file; a rerun of the same window rewrites the same file.
-    * Returns a small summary (path, count, window, sub-windows) and records it on the output Asset's event.
+    The window defaults to the run's data interval (a backfill of March exports each day exactly once), it is
+    fetched in sub-windows sized to the data (memory stays flat), the file appears only once complete, and a rerun
+    rewrites the same bytes: see its base, :class:`ConsentioWindowExportOperator` (operators/_window_export.py),
+    for how, and for ``output_path``, ``start``, ``end``, ``window_size``, ``empty_interval`` and ``lookback``. The
+    summary adds ``kind`` and ``statuses``; an export that finds no order says so in a warning naming the window
+    and the workspace.
 
-    :param output_path: where to write, local or any ObjectStoragePath scheme (templated), e.g.
-        ``"/data/consentio/orders/{{ ds }}.jsonl"`` or ``"s3://bucket/orders/{{ ds }}.jsonl"`` with a conn_id.
-    :param start: window start (templated; ISO 8601 or datetime); default: the data interval start.
-    :param end: window end, exclusive (templated); default: the data interval end.
     :param kind: ``sale`` (seller) or ``purchase`` (buyer).
     :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
-    :param window_size: the longest sub-window fetched in one request.
     :param max_orders_per_request: a sizing target, not a cap: sub-windows shrink after an answer held more orders
         than this and grow while answers hold under half of it, so most answers hold about this many. One answer
         can hold more (a burst of orders in one second cannot be split).
-    :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
-    :param lookback: the window used by ``empty_interval="lookback"``.
     :param consentio_conn_id: the Consentio connection.
     """
 
     template_fields: Sequence[str] = ("output_path", "start", "end", "statuses")
     ui_color = "#e8f1ee"
+    noun = "order"
 
     def __init__(
         self,
         *,
-        output_path: Any,
-        start: Any = None,
-        end: Any = None,
         kind: str = "sale",
         statuses: str | Sequence[str] | None = None,
         window_size: timedelta = timedelta(hours=1),
         max_orders_per_request: int = 2000,
-        empty_interval: str = "fail",
-        lookback: timedelta = timedelta(days=1),
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [orders_asset(consentio_conn_id, kind)])
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        self.output_path = output_path
-        self.start = start
-        self.end = end
+        super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
         self.kind = kind
         self.statuses = statuses
-        self.window_size = window_size
         self.max_orders_per_request = max_orders_per_request
-        self.empty_interval = empty_interval
-        self.lookback = lookback
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+    @property
+    def status_list(self) -> list[str]:
+        """``statuses`` as a list (empty: all)."""
+        return as_list(self.statuses, "statuses")
 
-        start, end = resolve_window(
-            context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
-        )
-        statuses = as_list(self.statuses, "statuses")
-        path = as_storage_path(self.output_path)
-        client = self.hook.get_conn()
-        windows = AdaptiveWindows(start, end, max_size=self.window_size, target_records=self.max_orders_per_request)
-        self.log.info(
-            "Exporting %s orders%s created in [%s, %s) to %s (sub-windows of at most %s)",
-            self.kind,
-            f" with status {', '.join(statuses)}" if statuses else "",
+    def fetcher(self, client: ConsentioClient) -> Fetch:
+        statuses = self.status_list
+        return lambda lower, upper: client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
+
+    def records_per_request(self) -> int:
+        return self.max_orders_per_request
+
+    def orders_named(self) -> str:
+        """``sale orders with status accepted``: the orders this task exports, for log lines."""
+        statuses = self.status_list
+        return f"{self.kind} orders" + (f" with status {', '.join(statuses)}" if statuses else "")
+
+    def selection(self) -> str:
+        return f"{self.orders_named()} created"
+
+    def summary_fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "statuses": self.status_list}
+
+    def report_nothing_found(self, client: ConsentioClient, start: datetime, end: datetime) -> None:
+        # Said loudly: an empty export is how a wrong logical date or a wrong workspace shows.
+        self.log.warning(
+            "No %s in workspace %s created in [%s, %s). A run with logical date D covers [D - 1 day, D): "
+            "check the run's date and the connection's workspace.",
+            self.orders_named(),
+            client.settings.workspace_id,
             start.isoformat(),
             end.isoformat(),
-            path,
-            self.window_size,
         )
-        exported = 0
-        progress = ProgressLog()
-        with atomic_writer(path) as out:
-            for lower, upper, exported in export_sub_windows(client, windows, out, kind=self.kind, statuses=statuses):
-                if progress.due(windows.progress(upper)):
-                    self.log.info(
-                        "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
-                        windows.count,
-                        lower.isoformat(),
-                        upper.isoformat(),
-                        plural(exported, "order"),
-                        100 * windows.progress(upper),
-                        progress.rate(exported),
-                    )
-        if not exported:
-            # Said loudly: an empty export is how a wrong logical date or a wrong workspace shows.
-            self.log.warning(
-                "No %s orders%s in workspace %s created in [%s, %s). A run with logical date D covers [D - 1 day, D): "
-                "check the run's date and the connection's workspace.",
-                self.kind,
-                f" with status {', '.join(statuses)}" if statuses else "",
-                client.settings.workspace_id,
-                start.isoformat(),
-                end.isoformat(),
-            )
-        summary = {
-            "path": str(path),
-            "count": exported,
-            "kind": self.kind,
-            "statuses": statuses,
-            "window_start": start.isoformat(),
-            "window_end": end.isoformat(),
-            "sub_windows": windows.count,
-        }
-        self.log.info(
-            "Exported %s to %s in %.1fs (%s)",
-            plural(exported, "order"),
-            path,
-            progress.elapsed(),
-            plural(windows.count, "sub-window"),
-        )
-        self.record_asset_event(context, summary)
-        return summary
 
 
 class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
@@ -329,7 +261,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         versions: list[dict[str, Any]] = []
         with atomic_writer(path) as out:
             records = _remember_versions(client.get_raw_edited_orders(since), versions)
-            _write_jsonl(records, out, set())
+            write_jsonl(records, out, set())
         summary = {
             "path": str(path),
             "count": len(versions),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import ProgressLog, as_list, plural
+from airflow_provider_consentio.operators._common import ProgressLog, plural
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator, export_sub_windows
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
@@ -98,12 +98,11 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
         periods = list(split_periods(start, end, self.period))
         template = str(self.output_path)
         partition_path(template, start)  # a template without a period placeholder fails before any request
-        statuses = as_list(self.statuses, "statuses")
+        statuses = self.status_list
         client = self.hook.get_conn()
         self.log.info(
-            "Exporting %s orders%s created in [%s, %s) to %d files of %s each: %s",
-            self.kind,
-            f" with status {', '.join(statuses)}" if statuses else "",
+            "Exporting %s in [%s, %s) to %d files of %s each: %s",
+            self.selection(),
             start.isoformat(),
             end.isoformat(),
             len(periods),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,27 +10,23 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import (
-    ConsentioOperator,
-    ConsentioWriteOperator,
-    plural,
-    write_records,
-)
+from airflow_provider_consentio.operators._common import ConsentioOperator, plural
+from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
 from airflow_provider_consentio.windows import parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from pydantic import BaseModel
 
-# Chosen from tests/benchmarks/bench_purchase_needs.py: within a few percent of the fastest setting measured.
-DEFAULT_BATCH_SIZE = 1000
-DEFAULT_CONCURRENCY = 4
+    from airflow_provider_consentio.client import ConsentioClient
+    from airflow_provider_consentio.models import BatchResult
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_purchase_needs__{consentio_conn_id}", consentio_conn_id, "purchase-needs")
 
 
-class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
+class ConsentioUpsertPurchaseNeedsOperator(ConsentioUpsertOperator):
     """Create or update purchase needs, idempotently by ``code``.
 
     Input, exactly one of: ``needs`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
@@ -52,78 +48,39 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
     """
 
     template_fields: Sequence[str] = ("needs", "input_path", "sql", "sql_parameters", "column_map")
-    template_ext: Sequence[str] = (".sql",)
     ui_color = "#f3ecdf"
+    what = "purchase needs"
+    key_field = "code"
+    rejected_key_name = "code"
 
-    def __init__(
-        self,
-        *,
-        needs: Any = None,
-        input_path: Any = None,
-        sql: str | None = None,
-        sql_conn_id: str | None = None,
-        sql_parameters: Mapping[str, Any] | Sequence[Any] | None = None,
-        column_map: Mapping[str, str] | None = None,
-        csv_delimiter: str = ",",
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        concurrency: int = DEFAULT_CONCURRENCY,
-        on_invalid: str = "fail",
-        max_rejected: int = 0,
-        consentio_conn_id: str = "consentio_default",
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("outlets", [purchase_needs_asset(consentio_conn_id)])
-        super().__init__(
-            batch_size=batch_size,
-            concurrency=concurrency,
-            on_invalid=on_invalid,
-            max_rejected=max_rejected,
-            consentio_conn_id=consentio_conn_id,
-            **kwargs,
-        )
-        self.needs = needs
-        self.input_path = input_path
-        self.sql = sql
-        self.sql_conn_id = sql_conn_id
-        self.sql_parameters = sql_parameters
-        self.column_map = column_map
-        self.csv_delimiter = csv_delimiter
+    def __init__(self, *, needs: Any = None, **kwargs: Any) -> None:
+        super().__init__(records=needs, **kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.models import PurchaseNeed, saved_was_created
-        from airflow_provider_consentio.records import load_records
+    @property
+    def needs(self) -> Any:
+        """The records to send (templated): the base's ``records`` under the name this operator has always used."""
+        return self.records
 
-        required = [name for name, spec in PurchaseNeed.model_fields.items() if spec.is_required()]
-        raw, source = load_records(
-            records=self.needs,
-            input_path=self.input_path,
-            sql=self.sql,
-            sql_conn_id=self.sql_conn_id,
-            sql_parameters=self.sql_parameters,
-            column_map=self.column_map,
-            required_fields=required,
-            csv_delimiter=self.csv_delimiter,
-        )
-        result = write_records(
-            raw,
-            source=source,
-            what="purchase needs",
-            model=PurchaseNeed,
-            key_field="code",
-            send=self.hook.get_conn().upsert_purchase_needs,
-            policy=self.write_policy,
-            log=self.log,
-        )
-        created = sum(1 for record in result.saved if saved_was_created(record))
-        summary = {
-            **result.counts(),
-            "created": created,
-            "updated": len(result.saved) - created,
-            "rejected": [{"code": error.key, "reason": error.reason} for error in result.rejected[:1000]],
-            "invalid": result.invalid[:1000],
-        }
-        self.record_asset_event(context, {k: v for k, v in summary.items() if not isinstance(v, list)})
-        return summary
+    @needs.setter
+    def needs(self, value: Any) -> None:
+        self.records = value
+
+    def default_outlets(self, consentio_conn_id: str) -> list[Asset]:
+        return [purchase_needs_asset(consentio_conn_id)]
+
+    def record_model(self) -> type[BaseModel]:
+        from airflow_provider_consentio.models import PurchaseNeed
+
+        return PurchaseNeed
+
+    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
+        return client.upsert_purchase_needs
+
+    def saved_counts(self, saved: list[Any]) -> dict[str, int]:
+        from airflow_provider_consentio.models import saved_was_created
+
+        created = sum(1 for record in saved if saved_was_created(record))
+        return {"created": created, "updated": len(saved) - created}
 
 
 class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):

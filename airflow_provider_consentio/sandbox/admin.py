@@ -80,6 +80,11 @@ def add_admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
         with state.lock:
             return json_response(encode(sorted(state.needs.values(), key=lambda need: need["code"])))
 
+    @app.get(f"{ADMIN}/catalogue", tags=["sandbox admin"])
+    async def admin_catalogue() -> Response:
+        with state.lock:
+            return json_response(encode(state.catalogue.view()))
+
     @app.get(f"{ADMIN}/faults", tags=["sandbox admin"])
     async def get_faults() -> dict[str, Any]:
         return sandbox.faults.describe()

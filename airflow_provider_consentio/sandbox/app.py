@@ -11,13 +11,13 @@ Wire ASSUMPTIONS (where Consentio's docs are silent), in one place:
 * POST /order/{hash_id}/prepare: public, no body, 404 for an unknown order; answers the ViewOrder.
 * POST /purchase-needs: ``{"purchase_needs": [...]}`` (1..5000); per-record errors with HTTP 200; a reference_code
   starting with INVALID is "not found". GET /purchase-needs answers a bare array.
-* POST /promoted-order: ``{"buyer_email", "items": [{"sku", "amount"}], "delivery_method"}``, answers the order.
+* The catalogue and POST /promoted-order: see catalogue.py.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -263,18 +263,9 @@ def create_app(sandbox: Sandbox) -> Any:
         first, last = _day(start_date, "start_date"), _day(end_date, "end_date")
         return json_response(encode(state.needs_between(first, last, status)))
 
-    @app.post(f"{PARTNER}/{{ws}}/promoted-order", tags=["buyer"])
-    async def promoted_order(ws: str, request: Request) -> Response:
-        workspace(ws)
-        authorize(request, ws)
-        try:
-            body = decode(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("buyer_email"), str) or not body.get("items"):
-            raise ApiError(400, "invalid_request", "buyer_email and at least one item are required")
-        stored = state.add_order(datetime.now(UTC), "sale", "pending", {})
-        return json_response(stored.json, status=201)
+    from airflow_provider_consentio.sandbox.catalogue_api import add_catalogue_routes
+
+    add_catalogue_routes(app, sandbox, workspace, authorize, _body, ApiError)
 
     from airflow_provider_consentio.sandbox.admin import add_admin_routes  # it imports this module's helpers
 

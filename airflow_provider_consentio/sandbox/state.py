@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import InvalidOperation
 from typing import Any
 
+from airflow_provider_consentio.sandbox.catalogue import Catalogue
 from airflow_provider_consentio.sandbox.config import SandboxConfig
 from airflow_provider_consentio.sandbox.data import PENDING_EDIT_EVERY, Generator, apply_edit, parse_rfc3339
 from airflow_provider_consentio.sandbox.wire import dec, encode, has_nul, is_num
@@ -103,6 +104,7 @@ class State:
             self.needs: dict[str, dict[str, Any]] = {}
             self.next_need_id = 1
             self.next_order_id = 0
+            self.catalogue, self.other_catalogue = Catalogue(), Catalogue()
             for kind, order in self.generator.orders():
                 self._add(order, kind)
             self._seed_pending_edits()
@@ -285,7 +287,7 @@ class State:
                 "pending_edits": sorted(o.data["hash_id"] for o in orders if o.pending_edit),
                 "prepared": sorted(o.data["hash_id"] for o in orders if all(i["prepared"] for i in o.data["items"])),
                 "canceled": sorted(o.data["hash_id"] for o in orders if o.data["status"] == "canceled"),
-                "counts": {"orders": len(orders), "purchase_needs": len(self.needs)},
+                "counts": {"orders": len(orders), "purchase_needs": len(self.needs), **self.catalogue.summary()},
             }
 
 

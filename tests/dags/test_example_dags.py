@@ -27,7 +27,7 @@ from airflow_provider_consentio.demo.erp import (
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
 DAG_FILES = sorted(path.name for path in DAGS.glob("*.py"))
-DAILY = {"consentio_seller_daily", "consentio_buyer_daily"}
+DAILY = {"consentio_seller_daily", "consentio_buyer_daily", "consentio_catalogue_daily"}
 ON_DEMAND = {"consentio_seller_history"}
 # Loaded at run time only: a DAG file that imports them makes every parse pay for them (and for their imports).
 RUNTIME_ONLY = (
@@ -248,7 +248,9 @@ def test_dag_follows_the_example_conventions(example_dags, dag_id):
     if dag_id in DAILY:
         # Real [start, end) days: a CronTriggerTimetable would hand every run a zero-length window.
         assert isinstance(timetable, CronDataIntervalTimetable), type(timetable)
-        assert timetable == CronDataIntervalTimetable("@daily", timezone="UTC")
+        # The catalogue goes to Consentio an hour before the seller's order export.
+        cron = "0 23 * * *" if dag_id == "consentio_catalogue_daily" else "@daily"
+        assert timetable == CronDataIntervalTimetable(cron, timezone="UTC")
     elif dag_id in ON_DEMAND:
         assert type(timetable).__name__ == "NullTimetable", type(timetable)
     else:

@@ -1,6 +1,7 @@
 """Chaos: the example pipelines, day after day, against a sandbox that misbehaves; the outcome must not change.
 
-Every daily interval runs consentio_seller_daily (with prepare) and consentio_buyer_daily under dag.test() while
+Every daily interval runs consentio_catalogue_daily (after a few ERP price changes), consentio_seller_daily (with
+prepare) and consentio_buyer_daily under dag.test() while
 the sandbox answers 429 with Retry-After, 500/502/503 (also in bursts), drops connections after applying writes,
 answers slowly and revokes the token every N requests. At the end, with faults off, the ERP, the output files and
 the sandbox are compared with the fault-free ground truth, and one line of figures is printed.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_consentio.demo.catalogue_erp import catalogue_differences, reprice, seed_catalogue
 from airflow_provider_consentio.demo.erp import query, seed_demand_lines, sqlite_connection
 
 pytestmark = pytest.mark.chaos
@@ -83,6 +85,7 @@ def test_pipelines_under_faults_equal_the_fault_free_truth(sandbox, run_dag, exa
     state = sandbox.state
     last_day = FIRST_DAY + timedelta(days=INTERVALS - 1)
     lines = seed_demand_lines(erp, FIRST_DAY, days=INTERVALS, lines_per_day=25)
+    seed_catalogue(erp, items=60, customers=10)
     # The first run fetches edits since its interval start minus 7 days; those already pending are expected too.
     since = _day_bounds(FIRST_DAY)[0] - timedelta(days=7)
     expected_edits = {
@@ -99,7 +102,12 @@ def test_pipelines_under_faults_equal_the_fault_free_truth(sandbox, run_dag, exa
         new_edits = _edit_orders(state, day, edited_hash_ids)
         expected_edits |= new_edits
         edited_hash_ids |= {hash_id for hash_id, _ in new_edits}
-        for dag_id, conf in (("consentio_seller_daily", {"prepare_orders": True}), ("consentio_buyer_daily", {})):
+        reprice(erp, offset)
+        for dag_id, conf in (
+            ("consentio_catalogue_daily", {}),
+            ("consentio_seller_daily", {"prepare_orders": True}),
+            ("consentio_buyer_daily", {}),
+        ):
             result = run_dag(dag_id, logical_date=(day + timedelta(days=1)).isoformat(), **conf)
             assert result.succeeded, f"{dag_id} for {day}: {result.task_states}"
             retries += len(RETRY_LINE.findall(result.output))
@@ -136,6 +144,11 @@ def test_pipelines_under_faults_equal_the_fault_free_truth(sandbox, run_dag, exa
     needs_doubled = len(needs) - len({need["id"] for need in needs}) + len(set(stored) - set(demand))
     needs_wrong = sum(1 for code in demand.keys() & stored.keys() if demand[code] != stored[code])
 
+    # The catalogue: exactly the ERP's, each product once (an ID per sku), the latest prices.
+    catalogue = state.catalogue
+    _, catalogue_wrong = catalogue_differences(erp, catalogue.view())
+    catalogue_doubled = len(catalogue.products) - len({product["id"] for product in catalogue.products.values()})
+
     faults = dict(sorted(stats["faults"].items()))
     summary = (
         f"chaos: intervals={INTERVALS} runs={sum(runs.values())} requests={sum(stats['requests'].values())}"
@@ -143,7 +156,8 @@ def test_pipelines_under_faults_equal_the_fault_free_truth(sandbox, run_dag, exa
         f" retries={retries} orders={len(truth)} lost={lost} duplicated={duplicated} unexpected={unexpected}"
         f" refs_missing={references_missing} unprepared={unprepared} edits={len(expected_edits)}"
         f" edits_missing={edits_missing} edits_unseen={edits_unseen} needs={lines} needs_missing={needs_missing}"
-        f" needs_doubled={needs_doubled} needs_wrong={needs_wrong}"
+        f" needs_doubled={needs_doubled} needs_wrong={needs_wrong} products={len(catalogue.products)}"
+        f" catalogue_wrong={len(catalogue_wrong)} catalogue_doubled={catalogue_doubled}"
     )
     with capfd.disabled():
         print("\n" + summary)
@@ -151,6 +165,7 @@ def test_pipelines_under_faults_equal_the_fault_free_truth(sandbox, run_dag, exa
     assert (lost, duplicated, unexpected, references_missing, unprepared) == (0, 0, 0, 0, 0), summary
     assert (edits_missing, edits_unseen) == (0, 0), summary
     assert (needs_missing, needs_doubled, needs_wrong, len(needs)) == (0, 0, 0, lines), summary
+    assert (catalogue_wrong, catalogue_doubled) == ([], 0), summary
     # The run was chaotic: every kind of fault fired, and the client retried through them.
     assert set(faults) == {"429", "500", "502", "503", "drop", "slow", "expire_token"}, summary
     assert retries >= sum(faults[kind] for kind in ("429", "500", "502", "503")), summary

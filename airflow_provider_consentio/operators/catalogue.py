@@ -1,0 +1,188 @@
+"""The seller's catalogue: products (upsert, JSON or CSV import; export of the changed ones), base prices and price
+groups. Every write is a ConsentioUpsertOperator on the common write path; clients and addresses are in clients.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.operators._common import check_choice
+from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
+from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from airflow_provider_consentio.client import ConsentioClient
+    from airflow_provider_consentio.models import BatchResult
+    from airflow_provider_consentio.operators._window_export import Fetch
+
+SEND_AS = ("json", "csv")
+
+
+def catalogue_asset(consentio_conn_id: str = "consentio_default") -> Asset:
+    """Updated by every catalogue write; schedule what depends on an up-to-date catalogue on it."""
+    return consentio_asset(f"consentio_catalogue__{consentio_conn_id}", consentio_conn_id, "catalogue")
+
+
+def products_asset(consentio_conn_id: str = "consentio_default") -> Asset:
+    """Updated by the export of changed products."""
+    return consentio_asset(f"consentio_products__{consentio_conn_id}", consentio_conn_id, "products")
+
+
+class ConsentioCatalogueUpsertOperator(ConsentioUpsertOperator):
+    """Base of the catalogue writes: each updates the catalogue Asset unless ``outlets`` is given. Inputs and
+    policies: :class:`~airflow_provider_consentio.operators._upsert.ConsentioUpsertOperator`."""
+
+    ui_color = "#eef0f7"
+
+    def default_outlets(self, consentio_conn_id: str) -> list[Asset]:
+        return [catalogue_asset(consentio_conn_id)]
+
+
+class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
+    """Create or update products, matched by ``sku`` (POST /product), from a list, a JSONL/CSV file or a query.
+
+    Give natural types: numbers (``base_price``) as numbers or decimal texts, multi-value fields (``sale_units``,
+    ``tags``) as lists or comma-separated texts; the wire layer writes them as the API wants (strings). Fields the
+    model does not know are kept and sent as they are.
+
+    :param send_as: ``json`` (default) or ``csv``: the same records through the API's CSV import (Content-Type
+        text/csv), read by the API with ``csv_separator``, ``decimal_separator`` and ``language``.
+    :param decimal_separator: the decimal separator of numbers in a CSV input (``,`` reads ``2,50`` as 2.50),
+        and of the CSV sent with ``send_as="csv"``.
+    """
+
+    what = "products"
+    key_field = "sku"
+
+    def __init__(
+        self,
+        *,
+        send_as: str = "json",
+        csv_separator: str = ",",
+        decimal_separator: str = ".",
+        language: str = "en",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        check_choice("send_as", send_as, SEND_AS)
+        check_choice("decimal_separator", decimal_separator, (".", ","))
+        self.send_as = send_as
+        self.csv_separator = csv_separator
+        self.decimal_separator = decimal_separator
+        self.language = language
+
+    def record_model(self) -> type[BaseModel]:
+        from airflow_provider_consentio.catalogue_models import Product
+
+        return Product
+
+    def prepare(self, records: list[Any]) -> list[Any]:
+        if self.decimal_separator == ".":
+            return records
+        return [_decimal_point(record, ("base_price",)) for record in records]
+
+    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
+        if self.send_as == "json":
+            return client.upsert_products
+        return lambda products: client.upsert_products_csv(
+            products, separator=self.csv_separator, decimal_separator=self.decimal_separator, language=self.language
+        )
+
+
+def _decimal_point(record: Any, fields: Sequence[str]) -> Any:
+    """``2,50`` -> ``2.50`` in the given fields of a record read with a decimal comma; a value that already holds a
+    point is left for validation (``1.234,50`` is not a number it can read)."""
+    if not isinstance(record, dict):
+        return record
+    fixed = dict(record)
+    for name in fields:
+        value = fixed.get(name)
+        if isinstance(value, str) and "." not in value:
+            fixed[name] = value.replace(",", ".")
+    return fixed
+
+
+class ConsentioSetBasePricesOperator(ConsentioCatalogueUpsertOperator):
+    """Set products' base prices (PUT /products/baseprice), each matched by ``sku`` or else ``ean_code``.
+
+    Records: ``sku`` or ``ean_code``, ``base_price`` (exact decimal), optional ``price_unit``. A price for a product
+    Consentio does not know comes back as a rejection naming it.
+    """
+
+    what = "base prices"
+    key_field = "sku"
+
+    def record_model(self) -> type[BaseModel]:
+        from airflow_provider_consentio.catalogue_models import BasePrice
+
+        return BasePrice
+
+    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
+        return client.set_base_prices
+
+
+class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
+    """Set products' prices in price groups (POST /pricegroups/sync): one record per group and product.
+
+    Records: ``pricegroup_id``, ``pricegroup_name``, ``sku`` or ``ean_code``, ``price`` (exact decimal), optional
+    ``price_unit``. Records are keyed ``<pricegroup_id>/<sku or ean_code>`` (that is how they are named in errors).
+    Products must exist first: run this after the products upsert. Clients join a group through ``rate_id``.
+    """
+
+    what = "price group prices"
+    key_field = "line"
+
+    def record_model(self) -> type[BaseModel]:
+        from airflow_provider_consentio.catalogue_models import PriceGroupPrice
+
+        return PriceGroupPrice
+
+    def prepare(self, records: list[Any]) -> list[Any]:
+        from airflow_provider_consentio.catalogue_models import price_group_line
+
+        return [price_group_line(record) for record in records]
+
+    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
+        return client.sync_price_groups
+
+
+class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
+    """Export the products changed in [start, end) to a JSONL file, each exactly as the API returned it.
+
+    Works as the order export does (the same base, :class:`ConsentioWindowExportOperator` in
+    operators/_window_export.py, which describes the parameters it takes): the window defaults to the run's data
+    interval (backfills export each day once), memory stays flat, the file appears only once complete, a rerun
+    rewrites the same bytes, and the summary goes on the Asset ``consentio://<conn_id>/products``.
+
+    :param max_products_per_request: the sizing target of the sub-windows: about this many products per answer.
+    """
+
+    ui_color = "#eef0f7"
+    noun = "product"
+
+    def __init__(
+        self,
+        *,
+        window_size: timedelta = timedelta(hours=6),
+        max_products_per_request: int = 5000,
+        consentio_conn_id: str = "consentio_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [products_asset(consentio_conn_id)])
+        super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
+        self.max_products_per_request = max_products_per_request
+
+    def fetcher(self, client: ConsentioClient) -> Fetch:
+        return client.get_raw_changed_products
+
+    def records_per_request(self) -> int:
+        return self.max_products_per_request
+
+    def selection(self) -> str:
+        return "products changed"
