@@ -14,6 +14,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import (
     ConsentioOperator,
     ConsentioWriteOperator,
@@ -199,6 +200,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             progress.elapsed(),
             plural(windows.count, "sub-window"),
         )
+        self.record_lineage([self.api_dataset(f"orders/{self.kind}", exported)], [storage_dataset(path, exported)])
         self.record_asset_event(context, summary)
         return summary
 
@@ -269,6 +271,10 @@ class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
             policy=self.write_policy,
             log=self.log,
         )
+        self.record_lineage(
+            [storage_dataset(self.input_path)] if self.input_path else [],
+            [self.api_dataset("orders/sale", len(result.saved))],
+        )
         return {
             **result.counts(),
             "updated": len(result.saved),
@@ -337,6 +343,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
             "orders": versions,
         }
         self.log.info("%s since %s written to %s", plural(len(versions), "edited order"), since.isoformat(), path)
+        self.record_lineage([self.api_dataset("orders/edited", len(versions))], [storage_dataset(path, len(versions))])
         self.record_asset_event(context, {k: v for k, v in summary.items() if k != "orders"})
         return summary
 
@@ -406,6 +413,7 @@ class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
             hold_back=leave_edited_again_unseen,
         )
         self.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
+        self.record_lineage([], [self.api_dataset("orders/edited", len(result.saved))])
         return {"seen": len(result.saved), "left_unseen": left_unseen, "errors": []}
 
 
@@ -470,4 +478,5 @@ class ConsentioPrepareOrderOperator(ConsentioOperator):
                 f"{client.settings.workspace_id}:\n{listing(missing, 'orders')}"
             )
         self.log.info("Marked %s prepared", plural(len(prepared), "order"))
+        self.record_lineage([], [self.api_dataset("orders/sale", len(prepared))])
         return {"prepared": prepared, "count": len(prepared)}

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ProgressLog, as_list, plural
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator, export_sub_windows
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
@@ -154,6 +155,10 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
             plural(len(periods), "file"),
             progress.elapsed(),
             plural(requests, "request"),
+        )
+        self.record_lineage(
+            [self.api_dataset(f"orders/{self.kind}", total)],
+            [storage_dataset(partition["path"], partition["count"]) for partition in listed],
         )
         self.record_asset_event(context, {key: value for key, value in summary.items() if key != "partitions"})
         return summary

@@ -10,6 +10,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import (
     ConsentioOperator,
     ConsentioWriteOperator,
@@ -122,6 +123,10 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
             "rejected": [{"code": error.key, "reason": error.reason} for error in result.rejected[:1000]],
             "invalid": result.invalid[:1000],
         }
+        self.record_lineage(
+            [storage_dataset(self.input_path)] if self.input_path else [],
+            [self.api_dataset("purchase-needs", len(result.saved))],
+        )
         self.record_asset_event(context, {k: v for k, v in summary.items() if not isinstance(v, list)})
         return summary
 
@@ -192,5 +197,6 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
             "status": self.status,
         }
         self.log.info("Exported %s to %s", plural(count, "purchase need"), path)
+        self.record_lineage([self.api_dataset("purchase-needs", count)], [storage_dataset(path, count)])
         self.record_asset_event(context, summary)
         return summary
