@@ -14,6 +14,7 @@ from airflow_provider_consentio.operators.orders import (
 from airflow_provider_consentio.operators.partitioned_export import ConsentioExportOrdersByPeriodOperator
 from airflow_provider_consentio.operators.purchase_needs import ConsentioUpsertPurchaseNeedsOperator
 
+
 def lineage_dag(dag_id: str, **params: object) -> DAG:
     return DAG(
         dag_id,

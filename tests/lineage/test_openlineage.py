@@ -1,6 +1,7 @@
 """OpenLineage: real DAG runs with the openlineage provider installed emit, through its file transport (set up in
-tests/conftest.py; the DAGs are in tests/dags/consentio_lineage_dags.py), the inputs and outputs each Consentio operator reports, named per the naming spec, with row
-counts; the suite-wide secret scan reads the same events file at session end."""
+tests/conftest.py; the DAGs are in tests/dags/consentio_lineage_dags.py), the inputs and outputs each Consentio
+operator reports, named per the naming spec, with row counts; the suite-wide secret scan reads the same events file
+at session end."""
 
 from __future__ import annotations
 
