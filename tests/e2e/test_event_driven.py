@@ -87,7 +87,7 @@ def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack
             added.append(
                 sandbox.admin("POST", "/_sandbox/orders", json={"created_at": now, "status": "accepted"})["id"]
             )
-        new_run = wait_for(lambda: runs(services)[before:], 4 * POLL_INTERVAL, f"round {number}'s run")
+        new_run = wait_for(lambda seen=before: runs(services)[seen:], 4 * POLL_INTERVAL, f"round {number}'s run")
         queued = datetime.fromisoformat(new_run[0]["queued_at"]).timestamp()
         delays.append(round(queued - added_at, 1))
         wait_for(lambda: all(run["state"] in ("success", "failed") for run in runs(services)), 300, "the run to finish")
