@@ -6,6 +6,7 @@ the write path they share lives in ``_common.py``. The export by period reuses t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from airflow_provider_consentio.operators._common import (
     plural,
     write_records,
 )
+from airflow_provider_consentio.operators.durable import Checkpoint, ExportCheckpoints, SwitchableStream
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
 if TYPE_CHECKING:
@@ -64,16 +66,23 @@ def _write_jsonl(records: Iterable[RawRecord], out: IO[bytes], seen_before: set[
 
 
 def export_sub_windows(
-    client: ConsentioClient, windows: AdaptiveWindows, out: IO[bytes], *, kind: str, statuses: Sequence[str]
+    client: ConsentioClient,
+    windows: AdaptiveWindows,
+    out: IO[bytes],
+    *,
+    kind: str,
+    statuses: Sequence[str],
+    written_last_window: set[Any] | None = None,
+    exported: int = 0,
 ) -> Iterator[tuple[datetime, datetime, int]]:
     """Write the orders of each sub-window to ``out``, exact source bytes; yields (lower, upper, written so far).
 
     Shared by the daily export and the export by period, so that both write the same bytes for the same window.
+    A resumed export passes the IDs of the window written last and the count so far.
     """
     # Only the IDs of the window just written can repeat in the next: windows are consecutive, and an order
     # returned at both edges is the only duplicate the API can produce.
-    written_last_window: set[Any] = set()
-    exported = 0
+    written_last_window = written_last_window or set()
     for lower, upper in windows:
         records = client.get_raw_orders(lower, upper, kind=kind, statuses=statuses)
         windows.observed(len(records))
@@ -125,11 +134,15 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         max_orders_per_request: int = 2000,
         empty_interval: str = "fail",
         lookback: timedelta = timedelta(days=1),
+        durable: bool = True,
+        checkpoint_interval: float = 30.0,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [orders_asset(consentio_conn_id, kind)])
         super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
+        self.durable = durable
+        self.checkpoint_interval = checkpoint_interval
         self.output_path = output_path
         self.start = start
         self.end = end
@@ -161,18 +174,53 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         )
         exported = 0
         progress = ProgressLog()
-        with atomic_writer(path) as out:
-            for lower, upper, exported in export_sub_windows(client, windows, out, kind=self.kind, statuses=statuses):
-                if progress.due(windows.progress(upper)):
-                    self.log.info(
-                        "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
-                        windows.count,
-                        lower.isoformat(),
-                        upper.isoformat(),
-                        plural(exported, "order"),
-                        100 * windows.progress(upper),
-                        progress.rate(exported),
-                    )
+        checkpoints = self._checkpoints(context, path, start, end, statuses)
+        resumed = checkpoints.resume() if checkpoints else None
+        if resumed:
+            windows = AdaptiveWindows(
+                parse_instant(resumed.done_until, "checkpoint"),
+                end,
+                max_size=self.window_size,
+                target_records=self.max_orders_per_request,
+                initial=timedelta(seconds=resumed.window_seconds),
+            )
+        try:
+            with contextlib.ExitStack() as stack:
+                if checkpoints:
+                    out: Any = SwitchableStream()
+                else:
+                    out = stack.enter_context(atomic_writer(path))
+                sub_windows = export_sub_windows(
+                    client,
+                    windows,
+                    out,
+                    kind=self.kind,
+                    statuses=statuses,
+                    written_last_window=self._last_window_ids(client, resumed, statuses),
+                    exported=resumed.exported if resumed else 0,
+                )
+                if checkpoints:
+                    window_seconds = lambda: windows.size.total_seconds()  # noqa: E731
+                    sub_windows = checkpoints.write_parts(sub_windows, out, resumed, window_seconds)
+                for lower, upper, exported in sub_windows:
+                    share = (upper - start) / (end - start)
+                    if progress.due(share):
+                        self.log.info(
+                            "Sub-window %d [%s, %s): %s so far (%.0f%% of the window, %.0f orders/s)",
+                            windows.count,
+                            lower.isoformat(),
+                            upper.isoformat(),
+                            plural(exported, "order"),
+                            100 * share,
+                            progress.rate(exported),
+                        )
+            if checkpoints:
+                checkpoints.finish()
+        except BaseException:
+            if checkpoints and not self._retry_follows(context):
+                checkpoints.abandon()  # the last attempt: no retry will resume from its parts
+            raise
+        exported = exported if windows.count or not resumed else resumed.exported
         if not exported:
             # Said loudly: an empty export is how a wrong logical date or a wrong workspace shows.
             self.log.warning(
@@ -200,9 +248,32 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
             progress.elapsed(),
             plural(windows.count, "sub-window"),
         )
+        if resumed:
+            summary["resumed_from"] = resumed.done_until
         self.record_lineage([self.api_dataset(f"orders/{self.kind}", exported)], [storage_dataset(path, exported)])
         self.record_asset_event(context, summary)
         return summary
+
+    def _checkpoints(
+        self, context: Context, path: Any, start: datetime, end: datetime, statuses: Sequence[str]
+    ) -> ExportCheckpoints | None:
+        if not self.durable:
+            return None
+        job = {"path": str(path), "start": start, "end": end, "kind": self.kind, "statuses": statuses}
+        return ExportCheckpoints.for_task(context, path, job, self.checkpoint_interval, self.log)
+
+    def _retry_follows(self, context: Context) -> bool:
+        """Whether Airflow will retry this task if this attempt fails (try numbers start at 1)."""
+        return context["ti"].try_number <= (self.retries or 0)
+
+    def _last_window_ids(
+        self, client: ConsentioClient, resumed: Checkpoint | None, statuses: Sequence[str]
+    ) -> set[Any] | None:
+        """The IDs the previous attempt wrote in its last sub-window (asked again: one request), to skip at its edge."""
+        if resumed is None:
+            return None
+        lower, upper = parse_instant(resumed.last_lower, "checkpoint"), parse_instant(resumed.done_until, "checkpoint")
+        return {record.keys.id for record in client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)}
 
 
 class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):

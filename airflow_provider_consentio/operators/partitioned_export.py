@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ProgressLog, as_list, plural
+from airflow_provider_consentio.operators.durable import PeriodCheckpoints
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator, export_sub_windows
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
@@ -114,8 +115,15 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
         listed: list[dict[str, Any]] = []
         total, requests, sub_window = 0, 0, min(timedelta(minutes=5), self.window_size)
         progress = ProgressLog()
+        checkpoints = self._period_checkpoints(context, template, start, end, statuses)
+        counts: list[int] = checkpoints.resume() if checkpoints else []
         for number, (lower, upper) in enumerate(periods, start=1):
             path = partition_path(template, lower)
+            if number <= len(counts):  # written by a previous attempt, whose checkpoint says so
+                total += counts[number - 1]
+                if len(listed) < LISTED_PARTITIONS:
+                    listed.append({"start": lower.isoformat(), "path": path, "count": counts[number - 1]})
+                continue
             windows = AdaptiveWindows(
                 lower, upper, max_size=self.window_size, target_records=self.max_orders_per_request, initial=sub_window
             )
@@ -125,6 +133,9 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
             requests += windows.count
             if len(listed) < LISTED_PARTITIONS:
                 listed.append({"start": lower.isoformat(), "path": path, "count": count})
+            if checkpoints:
+                counts.append(count)
+                checkpoints.save(counts)
             if progress.due(number / len(periods)):
                 self.log.info(
                     "Period %d/%d [%s, %s): %s -> %s; %s so far (%.0f orders/s)",
@@ -156,12 +167,22 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
             progress.elapsed(),
             plural(requests, "request"),
         )
+        if checkpoints:
+            checkpoints.forget()
         self.record_lineage(
             [self.api_dataset(f"orders/{self.kind}", total)],
             [storage_dataset(partition["path"], partition["count"]) for partition in listed],
         )
         self.record_asset_event(context, {key: value for key, value in summary.items() if key != "partitions"})
         return summary
+
+    def _period_checkpoints(
+        self, context: Context, template: str, start: datetime, end: datetime, statuses: Sequence[str]
+    ) -> PeriodCheckpoints | None:
+        if not self.durable:
+            return None
+        job = {"template": template, "start": start, "end": end, "period": self.period, "kind": self.kind}
+        return PeriodCheckpoints.for_task(context, {**job, "statuses": statuses}, self.log)
 
     def _export_period(
         self, client: ConsentioClient, windows: AdaptiveWindows, path: str, statuses: Sequence[str]
