@@ -116,6 +116,11 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
         can hold more (a burst of orders in one second cannot be split).
     :param empty_interval: ``fail`` (default) or ``lookback`` for zero-length data intervals.
     :param lookback: the window used by ``empty_interval="lookback"``.
+    :param durable: with ``retries`` and Airflow 3.3+, checkpoint the completed sub-windows (in parts beside the
+        final file and the task state store) every ``checkpoint_interval`` seconds: a retry after a dead worker
+        resumes after the last checkpoint instead of starting over. The final file is still written in one atomic
+        step, byte for byte what an uninterrupted export writes. See :mod:`.durable`.
+    :param checkpoint_interval: seconds between checkpoints (0: after every sub-window).
     :param consentio_conn_id: the Consentio connection.
     """
 
@@ -257,7 +262,7 @@ class ConsentioExportOrdersOperator(ConsentioOperator):
     def _checkpoints(
         self, context: Context, path: Any, start: datetime, end: datetime, statuses: Sequence[str]
     ) -> ExportCheckpoints | None:
-        if not self.durable:
+        if not self.durable or not self.retries:  # only a retry resumes from checkpoints
             return None
         job = {"path": str(path), "start": start, "end": end, "kind": self.kind, "statuses": statuses}
         return ExportCheckpoints.for_task(context, path, job, self.checkpoint_interval, self.log)

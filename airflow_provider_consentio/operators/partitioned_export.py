@@ -179,7 +179,7 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
     def _period_checkpoints(
         self, context: Context, template: str, start: datetime, end: datetime, statuses: Sequence[str]
     ) -> PeriodCheckpoints | None:
-        if not self.durable:
+        if not self.durable or not self.retries:  # only a retry resumes from checkpoints
             return None
         job = {"template": template, "start": start, "end": end, "period": self.period, "kind": self.kind}
         return PeriodCheckpoints.for_task(context, {**job, "statuses": statuses}, self.log)
