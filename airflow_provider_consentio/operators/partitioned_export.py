@@ -85,6 +85,8 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
     * Returns ``{"path_template", "count", "files", "window_start", "window_end", "period_seconds",
       "partitions": [{"start", "path", "count"}, ...]}``; ``partitions`` lists at most ``LISTED_PARTITIONS`` and
       :func:`partition_files` rebuilds the full list from the summary.
+    * Durable (with ``retries`` and Airflow 3.3+, unless ``durable=False``): each completed period is checkpointed in
+      the task state store, and a retry after a dead worker resumes after the last one (its files are complete).
 
     :param period: the length of one file's period: one day (default) or a divisor of a day.
     """

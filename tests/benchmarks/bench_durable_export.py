@@ -89,7 +89,7 @@ def task_process_talking_to(port: int, roots: list[int]) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--delay", type=float, default=0.02, help="seconds added to each order answer")
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds added to each order answer")
     parser.add_argument("--kill-at", type=float, default=0.7, help="share of the requests served before the kill")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="consentio-durable-bench-"))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess
+from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -54,27 +54,16 @@ def runs(services) -> list[dict]:
     return answer["dag_runs"]
 
 
-def wait_for(predicate, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack):
     sandbox, services, workdir = stack
-    wait_for(
+    wait_until(
         lambda: any(dag["dag_id"] == DAG_ID for dag in services.api("GET", "/api/v2/dags")["dags"]),
         180,
         "the dag-processor to parse the DAG",
     )
     services.api("PATCH", f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     polls = order_polls(sandbox)
-    wait_for(lambda: order_polls(sandbox) >= polls + 2, 180, "the triggerer to poll twice")  # its watermark is set
+    wait_until(lambda: order_polls(sandbox) >= polls + 2, 180, "the triggerer to poll twice")  # its watermark is set
     assert runs(services) == []  # no run while nothing changed
 
     added: list[int] = []
@@ -87,13 +76,15 @@ def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack
             added.append(
                 sandbox.admin("POST", "/_sandbox/orders", json={"created_at": now, "status": "accepted"})["id"]
             )
-        new_run = wait_for(lambda seen=before: runs(services)[seen:], 4 * POLL_INTERVAL, f"round {number}'s run")
+        new_run = wait_until(lambda seen=before: runs(services)[seen:], 4 * POLL_INTERVAL, f"round {number}'s run", 0.5)
         queued = datetime.fromisoformat(new_run[0]["queued_at"]).timestamp()
         delays.append(round(queued - added_at, 1))
-        wait_for(lambda: all(run["state"] in ("success", "failed") for run in runs(services)), 300, "the run to finish")
+        wait_until(
+            lambda: all(run["state"] in ("success", "failed") for run in runs(services)), 300, "the run to finish"
+        )
     # Nothing changes now: three more polls and no new run.
     polls = order_polls(sandbox)
-    wait_for(lambda: order_polls(sandbox) >= polls + 3, 120, "three more polls")
+    wait_until(lambda: order_polls(sandbox) >= polls + 3, 120, "three more polls")
     final = runs(services)
 
     print(f"event-driven: {len(ROUNDS)} rounds, runs started {delays} s after the orders were added "

@@ -27,6 +27,12 @@ def ground_truth_lines(sandbox, start, end):
     return [bytes(element) for element in split_array(body)[1]]
 
 
+def garbage_every(sandbox, nth: int) -> None:
+    """Every nth order answer is garbage: not retryable, so the attempt fails there."""
+    plan = {"rules": [{"kind": "garbage", "every": nth}], "paths": "/order$"}
+    httpx.put(f"{sandbox.base_url}/_sandbox/faults", json=plan).raise_for_status()
+
+
 def order_requests(sandbox) -> int:
     requests = httpx.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10).json()["requests"]
     return sum(count for key, count in requests.items() if key.startswith("GET /{ws}/order "))
@@ -35,9 +41,7 @@ def order_requests(sandbox) -> int:
 def test_a_retry_resumes_after_the_last_checkpoint_and_writes_the_exact_file(run_dag, sandbox, tmp_path):
     out = tmp_path / "orders.jsonl"
     # 48 hourly sub-windows; the 30th answer is garbage (not retryable): the first attempt fails after 29.
-    httpx.put(
-        f"{sandbox.base_url}/_sandbox/faults", json={"rules": [{"kind": "garbage", "every": 30}], "paths": "/order$"}
-    ).raise_for_status()
+    garbage_every(sandbox, 30)
     result = run_dag("t_export_durable", output_path=str(out), **WINDOW)
 
     assert result.succeeded, result.output[-3000:]
@@ -54,9 +58,7 @@ def test_a_retry_resumes_after_the_last_checkpoint_and_writes_the_exact_file(run
 
 def test_the_last_attempt_leaves_no_parts_behind(run_dag, sandbox, tmp_path):
     out = tmp_path / "orders.jsonl"
-    httpx.put(
-        f"{sandbox.base_url}/_sandbox/faults", json={"rules": [{"kind": "garbage", "every": 10}], "paths": "/order$"}
-    ).raise_for_status()
+    garbage_every(sandbox, 10)
     result = run_dag("t_export_durable", output_path=str(out), **WINDOW)
 
     assert result.state == "failed"
@@ -65,9 +67,7 @@ def test_the_last_attempt_leaves_no_parts_behind(run_dag, sandbox, tmp_path):
 
 def test_the_export_by_day_resumes_after_the_last_completed_day(run_dag, sandbox, tmp_path):
     window = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-05T00:00:00Z"}
-    httpx.put(
-        f"{sandbox.base_url}/_sandbox/faults", json={"rules": [{"kind": "garbage", "every": 60}], "paths": "/order$"}
-    ).raise_for_status()
+    garbage_every(sandbox, 60)
     result = run_dag("t_export_by_day_durable", output_path=str(tmp_path / "{day}.jsonl"), **window)
 
     assert result.succeeded, result.output[-3000:]
