@@ -20,6 +20,8 @@ def get_base_airflow_version_tuple() -> tuple[int, int, int]:
 
 
 AIRFLOW_V_3_2_PLUS = get_base_airflow_version_tuple() >= (3, 2, 0)
+# The task state store (durable exports) and the asset state store (the event trigger's watermark) are new in 3.3.
+AIRFLOW_V_3_3_PLUS = get_base_airflow_version_tuple() >= (3, 3, 0)
 
 # The task SDK gained its own timetables in 3.2; 3.1 has only the scheduler's, which its DAGs accept as they are.
 if AIRFLOW_V_3_2_PLUS:
@@ -63,6 +65,7 @@ def starlette_deprecation_warning() -> str | None:
 
 __all__ = [
     "AIRFLOW_V_3_2_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
     "CronDataIntervalTimetable",
     "CronTriggerTimetable",
     "DagBag",

@@ -38,6 +38,20 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__PARALLELISM"] = "4"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+# The lineage scenario DAGs (t_lineage_*, tests/dags/consentio_lineage_dags.py) emit their OpenLineage events to
+# this file: the lineage tests read it, the secret scan covers it. Only those: the listener's work per task is not
+# free (openlineage providers older than the emission_policy option emit for every DAG, which is only slower).
+OPENLINEAGE_EVENTS = _AIRFLOW_HOME / "openlineage-events.jsonl"
+os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+    {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
+)
+os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "consentio-tests"
+os.environ["AIRFLOW__OPENLINEAGE__EMISSION_POLICY"] = json.dumps(
+    [
+        {"scope": {}, "controls": {"emit": False}},
+        {"scope": {"dag_id": "t_lineage_.*"}, "match_mode": "regex", "controls": {"emit": True}},
+    ]
+)
 # dag.test() runs only DAGs found in a bundle: the example DAGs and the scenario DAGs of the operator tests.
 os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
     [
@@ -297,6 +311,9 @@ class SecretHygiene:
         for path in sorted((home / "logs").rglob("*")) if (home / "logs").is_dir() else []:
             if path.is_file():
                 self.check(path.read_text("utf-8", "replace"), f"task log {path.relative_to(home)}")
+        lineage = home / OPENLINEAGE_EVENTS.name
+        if lineage.is_file():
+            self.check(lineage.read_text("utf-8", "replace"), "OpenLineage events")
 
 
 SECRET_HYGIENE = SecretHygiene()

@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioValidationError
 from airflow_provider_consentio.hook_owner import ConsentioHookOwner
+from airflow_provider_consentio.lineage import LineageDataset, LineageMixin, api_dataset
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -34,12 +35,16 @@ class Logger(Protocol):
     def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
 
 
-class ConsentioOperator(ConsentioHookOwner, BaseOperator):
-    """Base of the Consentio operators: owns the connection ID and the hook."""
+class ConsentioOperator(ConsentioHookOwner, LineageMixin, BaseOperator):
+    """Base of the Consentio operators: owns the connection ID and the hook, reports lineage."""
 
     def __init__(self, *, consentio_conn_id: str = "consentio_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.consentio_conn_id = consentio_conn_id
+
+    def api_dataset(self, resource: str, rows: int | None = None) -> LineageDataset:
+        """The lineage dataset of one API resource (``orders/sale``...) of this task's workspace."""
+        return api_dataset(self.hook.get_conn().settings, resource, rows)
 
     def record_asset_event(self, context: Mapping[str, Any], extra: dict[str, Any]) -> None:
         """Attach the run's facts (workspace, path, count, window) to the event of every Asset this task produces."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_consentio.lineage import input_file_datasets
 from airflow_provider_consentio.operators._common import ConsentioWriteOperator, write_records
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ class ConsentioUpsertOperator(ConsentioWriteOperator):
     API's per-record rejections are listed in the summary and fail the task beyond ``max_rejected``. Re-running is
     safe: every upsert is keyed.
 
-    Subclasses name their records (``what``), their key, model and client method; they may prepare the loaded
-    records, count what was saved and name the Assets they update by default.
+    Subclasses name their records (``what``), the API resource (``api_resource``), their key, model and client
+    method; they may prepare the loaded records, count what was saved and name the Assets they update by default.
 
     :param on_invalid: ``fail`` (default: nothing is sent if any record is invalid) or ``skip`` (send the valid
         ones; the invalid ones are listed in the summary).
@@ -47,6 +48,8 @@ class ConsentioUpsertOperator(ConsentioWriteOperator):
     template_fields: Sequence[str] = ("records", "input_path", "sql", "sql_parameters", "column_map")
     template_ext: Sequence[str] = (".sql",)
     what: ClassVar[str]
+    # The API resource written, as lineage names it: "purchase-needs", "catalogue/products".
+    api_resource: ClassVar[str]
     key_field: ClassVar[str]
     # How the summary names the key of a rejected record.
     rejected_key_name: ClassVar[str] = "key"
@@ -129,6 +132,9 @@ class ConsentioUpsertOperator(ConsentioWriteOperator):
             log=self.log,
         )
         summary = self.summarize(result)
+        self.record_lineage(
+            input_file_datasets(self.input_path), [self.api_dataset(self.api_resource, len(result.saved))]
+        )
         self.record_asset_event(
             context, {"resource": self.what, **{k: v for k, v in summary.items() if not isinstance(v, list)}}
         )

@@ -58,6 +58,7 @@ class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
     """
 
     what = "products"
+    api_resource = "catalogue/products"
     key_field = "sku"
 
     def __init__(
@@ -116,6 +117,7 @@ class ConsentioSetBasePricesOperator(ConsentioCatalogueUpsertOperator):
     """
 
     what = "base prices"
+    api_resource = "catalogue/base-prices"
     key_field = "sku"
 
     def record_model(self) -> type[BaseModel]:
@@ -136,6 +138,7 @@ class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
     """
 
     what = "price group prices"
+    api_resource = "catalogue/price-groups"
     key_field = "line"
 
     def record_model(self) -> type[BaseModel]:
@@ -177,6 +180,10 @@ class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
         kwargs.setdefault("outlets", [products_asset(consentio_conn_id)])
         super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
         self.max_products_per_request = max_products_per_request
+
+    @property
+    def api_resource(self) -> str:
+        return "catalogue/products"
 
     def fetcher(self, client: ConsentioClient) -> Fetch:
         return client.get_raw_changed_products

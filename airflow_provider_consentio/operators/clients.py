@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
 
@@ -35,6 +36,7 @@ class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
     """
 
     what = "clients"
+    api_resource = "catalogue/clients"
     key_field = "client_external_id"
 
     def record_model(self) -> type[BaseModel]:
@@ -55,6 +57,7 @@ class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
     """
 
     what = "addresses"
+    api_resource = "catalogue/addresses"
     key_field = "external_id"
 
     def record_model(self) -> type[BaseModel]:
@@ -109,5 +112,8 @@ class ConsentioExportClientsOperator(ConsentioOperator):
                 out.write(b"\n")
         summary = {"path": str(path), "count": len(records), "resource": self.resource}
         self.log.info("Exported %s to %s", plural(len(records), self.resource[:-1], self.resource), path)
+        self.record_lineage(
+            [self.api_dataset(f"catalogue/{self.resource}", len(records))], [storage_dataset(path, len(records))]
+        )
         self.record_asset_event(context, summary)
         return summary

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
+from airflow_provider_consentio.lineage import input_file_datasets, storage_dataset
 from airflow_provider_consentio.operators._common import (
     ConsentioOperator,
     ConsentioWriteOperator,
@@ -23,11 +24,7 @@ from airflow_provider_consentio.operators._common import (
     plural,
     write_records,
 )
-from airflow_provider_consentio.operators._window_export import (
-    ConsentioWindowExportOperator,
-    write_jsonl,
-    write_sub_windows,
-)
+from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator, write_jsonl
 from airflow_provider_consentio.windows import parse_instant
 
 if TYPE_CHECKING:
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import RawRecord, SeenOrder
     from airflow_provider_consentio.operators._window_export import Fetch
-    from airflow_provider_consentio.windows import AdaptiveWindows
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -50,25 +46,14 @@ def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_edited_orders__{consentio_conn_id}", consentio_conn_id, "orders/edited")
 
 
-def export_sub_windows(
-    client: ConsentioClient, windows: AdaptiveWindows, out: IO[bytes], *, kind: str, statuses: Sequence[str]
-) -> Iterator[tuple[datetime, datetime, int]]:
-    """Write the orders of each sub-window to ``out``, exact source bytes; yields (lower, upper, written so far).
-
-    Shared by the daily export and the export by period, so that both write the same bytes for the same window.
-    """
-    return write_sub_windows(
-        lambda lower, upper: client.get_raw_orders(lower, upper, kind=kind, statuses=statuses), windows, out
-    )
-
-
 class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):
     """Export the orders created in [start, end) to a JSONL file, each exactly as the API returned it.
 
     The window defaults to the run's data interval (a backfill of March exports each day exactly once), it is
     fetched in sub-windows sized to the data (memory stays flat), the file appears only once complete, and a rerun
-    rewrites the same bytes: see its base, :class:`ConsentioWindowExportOperator` (operators/_window_export.py),
-    for how, and for ``output_path``, ``start``, ``end``, ``window_size``, ``empty_interval`` and ``lookback``. The
+    rewrites the same bytes, and a retry resumes a long export after its last checkpoint: see its base,
+    :class:`ConsentioWindowExportOperator` (operators/_window_export.py), for how, and for ``output_path``,
+    ``start``, ``end``, ``window_size``, ``empty_interval``, ``lookback``, ``durable`` and ``checkpoint_interval``. The
     summary adds ``kind`` and ``statuses``; an export that finds no order says so in a warning naming the window
     and the workspace.
 
@@ -104,6 +89,10 @@ class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):
     def status_list(self) -> list[str]:
         """``statuses`` as a list (empty: all)."""
         return as_list(self.statuses, "statuses")
+
+    @property
+    def api_resource(self) -> str:
+        return f"orders/{self.kind}"
 
     def fetcher(self, client: ConsentioClient) -> Fetch:
         statuses = self.status_list
@@ -201,6 +190,7 @@ class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
             policy=self.write_policy,
             log=self.log,
         )
+        self.record_lineage(input_file_datasets(self.input_path), [self.api_dataset("orders/sale", len(result.saved))])
         return {
             **result.counts(),
             "updated": len(result.saved),
@@ -269,6 +259,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
             "orders": versions,
         }
         self.log.info("%s since %s written to %s", plural(len(versions), "edited order"), since.isoformat(), path)
+        self.record_lineage([self.api_dataset("orders/edited", len(versions))], [storage_dataset(path, len(versions))])
         self.record_asset_event(context, {k: v for k, v in summary.items() if k != "orders"})
         return summary
 
@@ -338,6 +329,7 @@ class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
             hold_back=leave_edited_again_unseen,
         )
         self.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
+        self.record_lineage([], [self.api_dataset("orders/edited", len(result.saved))])
         return {"seen": len(result.saved), "left_unseen": left_unseen, "errors": []}
 
 
@@ -402,4 +394,5 @@ class ConsentioPrepareOrderOperator(ConsentioOperator):
                 f"{client.settings.workspace_id}:\n{listing(missing, 'orders')}"
             )
         self.log.info("Marked %s prepared", plural(len(prepared), "order"))
+        self.record_lineage([], [self.api_dataset("orders/sale", len(prepared))])
         return {"prepared": prepared, "count": len(prepared)}

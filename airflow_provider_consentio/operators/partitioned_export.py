@@ -8,19 +8,22 @@ and the daily runs share files, and whatever reads the daily files reads these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ProgressLog, plural
-from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator, export_sub_windows
+from airflow_provider_consentio.operators._window_export import write_sub_windows
+from airflow_provider_consentio.operators.durable import PeriodCheckpoints
+from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
 from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.client import ConsentioClient
+    from airflow_provider_consentio.operators._window_export import Fetch
 
 ONE_DAY = timedelta(days=1)
 # The summary lists this many partitions (a year and a bit) and counts the rest; partition_files() rebuilds them all.
@@ -83,6 +86,8 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
     * Returns ``{"path_template", "count", "files", "window_start", "window_end", "period_seconds",
       "partitions": [{"start", "path", "count"}, ...]}``; ``partitions`` lists at most ``LISTED_PARTITIONS`` and
       :func:`partition_files` rebuilds the full list from the summary.
+    * Durable (with ``retries`` and Airflow 3.3+, unless ``durable=False``): each completed period is checkpointed in
+      the task state store, and a retry after a dead worker resumes after the last one (its files are complete).
 
     :param period: the length of one file's period: one day (default) or a divisor of a day.
     """
@@ -98,8 +103,7 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
         periods = list(split_periods(start, end, self.period))
         template = str(self.output_path)
         partition_path(template, start)  # a template without a period placeholder fails before any request
-        statuses = self.status_list
-        client = self.hook.get_conn()
+        fetch = self.fetcher(self.hook.get_conn())
         self.log.info(
             "Exporting %s in [%s, %s) to %d files of %s each: %s",
             self.selection(),
@@ -112,17 +116,27 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
         listed: list[dict[str, Any]] = []
         total, requests, sub_window = 0, 0, min(timedelta(minutes=5), self.window_size)
         progress = ProgressLog()
+        checkpoints = self._period_checkpoints(context, template, start, end)
+        counts: list[int] = checkpoints.resume() if checkpoints else []
         for number, (lower, upper) in enumerate(periods, start=1):
             path = partition_path(template, lower)
+            if number <= len(counts):  # written by a previous attempt, whose checkpoint says so
+                total += counts[number - 1]
+                if len(listed) < LISTED_PARTITIONS:
+                    listed.append({"start": lower.isoformat(), "path": path, "count": counts[number - 1]})
+                continue
             windows = AdaptiveWindows(
                 lower, upper, max_size=self.window_size, target_records=self.max_orders_per_request, initial=sub_window
             )
-            count = self._export_period(client, windows, path, statuses)
+            count = self._export_period(fetch, windows, path)
             sub_window = windows.size  # the next period starts at the size this one settled on
             total += count
             requests += windows.count
             if len(listed) < LISTED_PARTITIONS:
                 listed.append({"start": lower.isoformat(), "path": path, "count": count})
+            if checkpoints:
+                counts.append(count)
+                checkpoints.save(counts)
             if progress.due(number / len(periods)):
                 self.log.info(
                     "Period %d/%d [%s, %s): %s -> %s; %s so far (%.0f orders/s)",
@@ -140,7 +154,7 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
             "count": total,
             "files": len(periods),
             "kind": self.kind,
-            "statuses": statuses,
+            "statuses": self.status_list,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "period_seconds": int(self.period.total_seconds()),
@@ -154,16 +168,28 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
             progress.elapsed(),
             plural(requests, "request"),
         )
+        if checkpoints:
+            checkpoints.forget()
+        self.record_lineage(
+            [self.api_dataset(self.api_resource, total)],
+            [storage_dataset(partition["path"], partition["count"]) for partition in listed],
+        )
         self.record_asset_event(context, {key: value for key, value in summary.items() if key != "partitions"})
         return summary
 
-    def _export_period(
-        self, client: ConsentioClient, windows: AdaptiveWindows, path: str, statuses: Sequence[str]
-    ) -> int:
+    def _period_checkpoints(
+        self, context: Context, template: str, start: datetime, end: datetime
+    ) -> PeriodCheckpoints | None:
+        if not self.durable or not self.retries:  # only a retry resumes from checkpoints
+            return None
+        job = {"template": template, "start": start, "end": end, "period": self.period, **self.summary_fields()}
+        return PeriodCheckpoints.for_task(context, job, self.log)
+
+    def _export_period(self, fetch: Fetch, windows: AdaptiveWindows, path: str) -> int:
         """Write one period's orders to ``path`` exactly as the daily export does; returns how many."""
         from airflow_provider_consentio.storage import atomic_writer
 
         with atomic_writer(path) as out:
             # The running count after each sub-window; the daily export logs them, here one line per period will do.
-            running = export_sub_windows(client, windows, out, kind=self.kind, statuses=statuses)
+            running = write_sub_windows(fetch, windows, out)
             return max((written for _, _, written in running), default=0)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioError, ConsentioTransientError
+from airflow_provider_consentio.lineage import input_file_datasets
 from airflow_provider_consentio.operators._common import ConsentioWriteOperator, plural, write_records
 
 if TYPE_CHECKING:
@@ -106,6 +107,9 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             policy=self.write_policy,
             log=self.log,
             hold_back=not_created_yet,
+        )
+        self.record_lineage(
+            input_file_datasets(self.input_path), [self.api_dataset("orders/promoted", len(result.saved))]
         )
         orders = [{"reference": saved["reference"], "hash_id": saved["hash_id"], "new": True} for saved in result.saved]
         orders += [{"reference": ref, "hash_id": hash_id, "new": False} for ref, hash_id in already_there.items()]

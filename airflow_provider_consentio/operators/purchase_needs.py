@@ -10,6 +10,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
+from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ConsentioOperator, plural
 from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
 from airflow_provider_consentio.windows import parse_instant, resolve_window
@@ -50,6 +51,7 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioUpsertOperator):
     template_fields: Sequence[str] = ("needs", "input_path", "sql", "sql_parameters", "column_map")
     ui_color = "#f3ecdf"
     what = "purchase needs"
+    api_resource = "purchase-needs"
     key_field = "code"
     rejected_key_name = "code"
 
@@ -149,5 +151,6 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
             "status": self.status,
         }
         self.log.info("Exported %s to %s", plural(count, "purchase need"), path)
+        self.record_lineage([self.api_dataset("purchase-needs", count)], [storage_dataset(path, count)])
         self.record_asset_event(context, summary)
         return summary

@@ -11,13 +11,14 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_consentio.errors import ConsentioError
 from airflow_provider_consentio.hook_owner import ConsentioHookOwner
+from airflow_provider_consentio.lineage import LineageMixin, api_dataset
 from airflow_provider_consentio.watches import OrdersWatch
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ConsentioOrdersSensor(ConsentioHookOwner, BaseSensorOperator):
+class ConsentioOrdersSensor(ConsentioHookOwner, LineageMixin, BaseSensorOperator):
     """Wait until Consentio has at least ``min_count`` orders to process.
 
     * ``watch="new_orders"`` (default): orders of ``kind`` with ``status`` (default accepted) created in the
@@ -89,7 +90,13 @@ class ConsentioOrdersSensor(ConsentioHookOwner, BaseSensorOperator):
         )
 
     def _count_now(self, watch: OrdersWatch) -> int:
-        return len(watch.fetch(self.hook.get_conn()))
+        count = len(watch.fetch(self.hook.get_conn()))
+        self._record_watch_lineage(count)
+        return count
+
+    def _record_watch_lineage(self, count: int) -> None:
+        resource = "orders/edited" if self.watch == "edited_orders" else f"orders/{self.kind}"
+        self.record_lineage([api_dataset(self.hook.get_conn().settings, resource, count)], [])
 
     def poke(self, context: Context) -> bool:
         count = self._count_now(self._watch_of(context))
@@ -124,4 +131,5 @@ class ConsentioOrdersSensor(ConsentioHookOwner, BaseSensorOperator):
         if event.get("status") != "success":
             raise ConsentioError(f"{self.task_id}: waiting for {self.watch} failed: {event.get('message')}")
         self.log.info("%s: %d found", self.watch, event["count"])
+        self._record_watch_lineage(int(event["count"]))
         return int(event["count"])

@@ -29,6 +29,7 @@ DAGS = REPO / "dags"
 DAG_FILES = sorted(path.name for path in DAGS.glob("*.py"))
 DAILY = {"consentio_seller_daily", "consentio_buyer_daily", "consentio_catalogue_daily"}
 ON_DEMAND = {"consentio_seller_history"}
+ASSET_DRIVEN = {"consentio_orders_report", "consentio_seller_events"}
 # Loaded at run time only: a DAG file that imports them makes every parse pay for them (and for their imports).
 RUNTIME_ONLY = (
     "airflow_provider_consentio.client",
@@ -232,10 +233,10 @@ def example_dags() -> dict[str, Any]:
 
 
 def test_every_example_dag_is_found(example_dags):
-    assert set(example_dags) == DAILY | ON_DEMAND | {"consentio_orders_report"}
+    assert set(example_dags) == DAILY | ON_DEMAND | ASSET_DRIVEN
 
 
-@pytest.mark.parametrize("dag_id", sorted(DAILY | ON_DEMAND | {"consentio_orders_report"}))
+@pytest.mark.parametrize("dag_id", sorted(DAILY | ON_DEMAND | ASSET_DRIVEN))
 def test_dag_follows_the_example_conventions(example_dags, dag_id):
     from airflow_provider_consentio.version_compat import CronDataIntervalTimetable
 
@@ -257,7 +258,7 @@ def test_dag_follows_the_example_conventions(example_dags, dag_id):
         assert type(timetable).__name__ == "AssetTriggeredTimetable", type(timetable)
 
 
-@pytest.mark.parametrize("dag_id", sorted(DAILY | ON_DEMAND | {"consentio_orders_report"}))
+@pytest.mark.parametrize("dag_id", sorted(DAILY | ON_DEMAND | ASSET_DRIVEN))
 def test_dag_survives_a_serialization_round_trip(example_dags, dag_id):
     from airflow_provider_consentio.version_compat import DagSerialization
 

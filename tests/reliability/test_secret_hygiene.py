@@ -191,6 +191,8 @@ def planted_home(tmp_path: Path) -> Path:
         db.execute("INSERT INTO rendered_task_instance_fields VALUES ('d', '{\"path\": \"/data/out.jsonl\"}')")
         db.execute("INSERT INTO connection VALUES ('consentio_default', ?)", (PLANTED_KEY,))
         db.commit()
+    events = home / Path(json.loads(os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"])["log_file_path"]).name
+    events.write_text(json.dumps({"eventType": "COMPLETE", "run": {"facets": {"debug": f"key={PLANTED_KEY}"}}}) + "\n")
     return home
 
 
@@ -201,6 +203,7 @@ def test_the_scan_finds_planted_secrets_in_the_database_and_the_task_logs(tmp_pa
     assert [leak.split(": ")[0] for leak in scanner.leaks] == [
         "metadata table xcom",
         "task log logs/dag_id=d/run_id=r/task_id=t/attempt=1.log",
+        "OpenLineage events",
     ]  # and not the connection table: holding the key is its job
     assert all(PLANTED_KEY not in leak and PLANTED_TOKEN.split(".")[2] not in leak for leak in scanner.leaks)
 
