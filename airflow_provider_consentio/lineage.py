@@ -79,14 +79,16 @@ class LineageMixin:
         )
 
         lineage: RunLineage = getattr(self, "_run_lineage", None) or RunLineage()
+
+        def statistics(dataset: LineageDataset, facet: Any, name: str) -> dict[str, Any]:
+            return {} if dataset.rows is None else {name: facet(rowCount=dataset.rows)}
+
         return OperatorLineage(
             inputs=[
                 InputDataset(
                     namespace=dataset.namespace,
                     name=dataset.name,
-                    inputFacets={}
-                    if dataset.rows is None
-                    else {"inputStatistics": InputStatisticsInputDatasetFacet(rowCount=dataset.rows)},
+                    inputFacets=statistics(dataset, InputStatisticsInputDatasetFacet, "inputStatistics"),
                 )
                 for dataset in lineage.inputs
             ],
@@ -94,9 +96,7 @@ class LineageMixin:
                 OutputDataset(
                     namespace=dataset.namespace,
                     name=dataset.name,
-                    outputFacets={}
-                    if dataset.rows is None
-                    else {"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=dataset.rows)},
+                    outputFacets=statistics(dataset, OutputStatisticsOutputDatasetFacet, "outputStatistics"),
                 )
                 for dataset in lineage.outputs
             ],

@@ -1,7 +1,7 @@
 """Seller order operators: export, external reference sync, edited orders + mark seen, prepare.
 
-Over 400 lines on purpose: five operators of one resource, each about 80 lines of which most is its docstring, and
-the write path they share lives in ``_common.py``. The export by period reuses the export's loop from here.
+The export's loop is its base's (``_window_export.py``), the writes' path is ``_common.py``; the export by period
+(``partitioned_export.py``) is a subclass of the export.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """DAGs the durable export tests (tests/operators/test_durable_export.py) run: one retry, checkpoints after every
-sub-window (checkpoint_interval=0) or every period."""
+sub-window (checkpoint_interval=0) or every period; the changed-products export in 5-minute sub-windows."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
+from airflow_provider_consentio.operators.catalogue import ConsentioExportProductsOperator
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
 from airflow_provider_consentio.operators.partitioned_export import ConsentioExportOrdersByPeriodOperator
 
 PARAMS = {"output_path": "/tmp/unused.jsonl", "start": None, "end": None}
-for dag_id, operator in (
-    ("t_export_durable", ConsentioExportOrdersOperator),
-    ("t_export_by_day_durable", ConsentioExportOrdersByPeriodOperator),
+for dag_id, operator, options in (
+    ("t_export_durable", ConsentioExportOrdersOperator, {}),
+    ("t_export_by_day_durable", ConsentioExportOrdersByPeriodOperator, {}),
+    ("t_export_products_durable", ConsentioExportProductsOperator, {"window_size": timedelta(minutes=5)}),
 ):
     with DAG(
         dag_id,
@@ -31,4 +33,5 @@ for dag_id, operator in (
             start="{{ params.start }}",
             end="{{ params.end }}",
             checkpoint_interval=0,
+            **options,
         )

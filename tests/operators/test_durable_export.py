@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from airflow_provider_consentio.jsonwire import split_array
+from airflow_provider_consentio.jsonwire import loads, split_array
 
 WINDOW = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-03T00:00:00Z"}
 
@@ -27,9 +28,9 @@ def ground_truth_lines(sandbox, start, end):
     return [bytes(element) for element in split_array(body)[1]]
 
 
-def garbage_every(sandbox, nth: int) -> None:
-    """Every nth order answer is garbage: not retryable, so the attempt fails there."""
-    plan = {"rules": [{"kind": "garbage", "every": nth}], "paths": "/order$"}
+def garbage_every(sandbox, nth: int, paths: str = "/order$") -> None:
+    """Every nth answer (of orders, by default) is garbage: not retryable, so the attempt fails there."""
+    plan = {"rules": [{"kind": "garbage", "every": nth}], "paths": paths}
     httpx.put(f"{sandbox.base_url}/_sandbox/faults", json=plan).raise_for_status()
 
 
@@ -81,3 +82,26 @@ def test_the_export_by_day_resumes_after_the_last_completed_day(run_dag, sandbox
     assert sorted(path.name for path in tmp_path.iterdir()) == [f"{day}.jsonl" for day in days[:4]]
     assert summary["count"] == sum(partition["count"] for partition in summary["partitions"])
     assert summary["count"] == len(ground_truth_lines(sandbox, window["start"], window["end"]))
+
+
+def test_the_changed_products_export_resumes_too(run_dag, sandbox, make_client, tmp_path):
+    from airflow_provider_consentio.catalogue_models import Product
+
+    make_client().upsert_products(
+        [Product.model_validate({"sku": f"DUR-{n:04d}", "name": f"Product {n}"}) for n in range(300)]
+    )
+    now = datetime.now(UTC)
+    window = {"start": (now - timedelta(minutes=30)).isoformat(), "end": (now + timedelta(minutes=30)).isoformat()}
+    # 12 sub-windows of 5 minutes; the products are in the 6th; the 10th answer is garbage.
+    garbage_every(sandbox, 10, paths="/products$")
+    out = tmp_path / "products.jsonl"
+    result = run_dag("t_export_products_durable", output_path=str(out), **window)
+
+    assert result.succeeded, result.output[-3000:]
+    assert "not a JSON array" in result.output
+    assert "Resuming after the checkpoint of a previous attempt" in result.output
+    assert result.xcoms["export"]["count"] == 300
+    stored = loads(httpx.get(f"{sandbox.base_url}/_sandbox/catalogue", timeout=60).content)["products"]
+    expected = sorted(stored.values(), key=lambda product: (product["updated_at"], product["sku"]))
+    assert [loads(line) for line in out.read_bytes().splitlines()] == expected
+    assert [path.name for path in tmp_path.iterdir()] == ["products.jsonl"]
