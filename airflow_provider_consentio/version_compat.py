@@ -30,6 +30,12 @@ else:
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
     from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[assignment]
 
+# The exception that fails a task without its retries moved to the task SDK; 3.1 has only airflow.exceptions'.
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]  # noqa: F401 (3.1)
+
 if TYPE_CHECKING:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.serialization.serialized_objects import DagSerialization

@@ -70,7 +70,6 @@ def consentio_buyer_daily() -> None:
         sql=DEMAND_LINES_SQL,
         sql_conn_id=ERP_CONN_ID,
         column_map=COLUMN_MAP,
-        retries=0,  # invalid lines are not transient: fail at once, naming them
     )
 
     read_back = ConsentioExportPurchaseNeedsOperator(

@@ -14,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioValidationError
 from airflow_provider_consentio.hook_owner import ConsentioHookOwner
 from airflow_provider_consentio.lineage import LineageDataset, LineageMixin, api_dataset
+from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -33,6 +34,10 @@ class Logger(Protocol):
     def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
 
     def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+
+
+class ConsentioInvalidRecordsError(ConsentioValidationError, AirflowFailException):
+    """Records refused before anything was sent. Fails the task without its retries: they would be refused again."""
 
 
 class ConsentioOperator(ConsentioHookOwner, LineageMixin, BaseOperator):
@@ -193,7 +198,7 @@ def write_records(
     :param what: the records' name in messages, plural (``"purchase needs"``).
     :param send: sends one batch of validated models; its per-record errors are collected, not raised.
     :param hold_back: given the validated models, returns those to send (e.g. leaves out orders edited again).
-    :raises ConsentioValidationError: invalid records with ``on_invalid="fail"``; nothing was sent.
+    :raises ConsentioInvalidRecordsError: invalid records with ``on_invalid="fail"``; nothing was sent (no retry).
     :raises ConsentioError: more API rejections than ``max_rejected``, or batches that failed after retries.
     """
     latest = latest_per_key(records, key_field, log)
@@ -262,7 +267,7 @@ def validate_input(
 ) -> tuple[list[Any], list[str]]:
     """Validate every record before anything is sent; return the valid models and one line per invalid record.
 
-    With ``on_invalid="fail"`` any invalid record raises :class:`ConsentioValidationError` listing all of them.
+    With ``on_invalid="fail"`` any invalid record raises :class:`ConsentioInvalidRecordsError` listing all of them.
     """
     from airflow_provider_consentio.models import validate_records
 
@@ -271,7 +276,7 @@ def validate_input(
     if problems:
         message = f"{len(problems)} of {total} records from {source} are invalid:\n{listing(problem_lines, 'records')}"
         if on_invalid == "fail":
-            raise ConsentioValidationError(
+            raise ConsentioInvalidRecordsError(
                 f"{message}\nNothing was sent. Fix them, or set on_invalid='skip' to send the valid ones.",
                 problem_lines,
             )

@@ -47,6 +47,7 @@ def test_a_bad_price_fails_its_step_naming_the_item_and_sends_none_of_it(sandbox
     assert result.state == "failed"
     assert result.task_states["set_base_prices"] == "failed"
     assert "- ITM-00007: base_price must be a number, got '12,5O'" in result.output
+    assert "new_state=up_for_retry" not in result.output  # invalid input fails at once: a retry would fail again
     stored = catalogue(sandbox)
     assert all("base_price" not in product for product in stored["products"].values())
     assert len(stored["products"]) == 20 and len(stored["clients"]) == 3

@@ -362,6 +362,7 @@ def test_buyer_daily_with_one_bad_line_fails_naming_it_and_sends_nothing(
     assert result.state == "failed"
     assert result.task_states["upsert_purchase_needs"] == "failed"
     assert result.task_states["reconcile"] == "upstream_failed"
+    assert "new_state=up_for_retry" not in result.output  # the provider fails invalid input without retries
     failure = [line for line in result.output.splitlines() if bad["line_code"] in line]
     assert failure, f"the failure does not name {bad['line_code']}"
     assert any(reason in line for line in failure), failure
