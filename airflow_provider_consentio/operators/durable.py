@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import IO, Any
 
-from airflow_provider_consentio.operators._common import Logger
+from airflow_provider_consentio.operators._common import Logger, plural
 
 STATE_KEY = "consentio_export_checkpoint"
 PERIODS_KEY = "consentio_export_by_period_checkpoint"
@@ -93,10 +93,10 @@ class ExportCheckpoints:
             checkpoint = Checkpoint(**stored)
             if all(self.part_path(number).exists() for number in range(1, checkpoint.parts + 1)):
                 self.log.info(
-                    "Resuming after the checkpoint of a previous attempt: [.., %s) done, %d records in %d parts",
+                    "Resuming after the checkpoint of a previous attempt: [.., %s) done, %s in %s",
                     checkpoint.done_until,
-                    checkpoint.exported,
-                    checkpoint.parts,
+                    plural(checkpoint.exported, "record"),
+                    plural(checkpoint.parts, "part"),
                 )
                 return checkpoint
             self.log.warning("A checkpoint was stored but some of its parts are gone: starting over")
@@ -139,7 +139,12 @@ class ExportCheckpoints:
             lower, upper, exported = last
             checkpoint = Checkpoint(self.job, upper.isoformat(), lower.isoformat(), exported, parts, window_seconds())
             self.store.set(STATE_KEY, asdict(checkpoint))
-            self.log.info("Checkpoint: [.., %s) done, %d records in %d parts", checkpoint.done_until, exported, parts)
+            self.log.info(
+                "Checkpoint: [.., %s) done, %s in %s",
+                checkpoint.done_until,
+                plural(exported, "record"),
+                plural(parts, "part"),
+            )
         self.parts = parts
 
     def finish(self) -> None:
