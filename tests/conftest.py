@@ -46,6 +46,9 @@ os.environ["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
     {"type": "file", "log_file_path": str(OPENLINEAGE_EVENTS), "append": True}
 )
 os.environ["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "consentio-tests"
+# The listener forks to emit by default; a fork of this process (the sandbox's server threads, dag.test's) hangs
+# until the listener's 10 s timeout kills it, after every task. A thread emits the same events without that.
+os.environ["AIRFLOW__OPENLINEAGE__EXECUTE_IN_THREAD"] = "True"
 os.environ["AIRFLOW__OPENLINEAGE__EMISSION_POLICY"] = json.dumps(
     [
         {"scope": {}, "controls": {"emit": False}},
