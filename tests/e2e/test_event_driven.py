@@ -54,7 +54,7 @@ def runs(services) -> list[dict]:
     return answer["dag_runs"]
 
 
-def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack):
+def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack, capfd):
     sandbox, services, workdir = stack
     wait_until(
         lambda: any(dag["dag_id"] == DAG_ID for dag in services.api("GET", "/api/v2/dags")["dags"]),
@@ -87,8 +87,9 @@ def test_each_round_of_new_orders_starts_one_run_that_exports_exactly_them(stack
     wait_until(lambda: order_polls(sandbox) >= polls + 3, 120, "three more polls")
     final = runs(services)
 
-    print(f"event-driven: {len(ROUNDS)} rounds, runs started {delays} s after the orders were added "
-          f"(poll interval {POLL_INTERVAL:.0f} s)")  # fmt: skip
+    with capfd.disabled():  # the figures, in make test's output
+        print(f"\nevent-driven: {len(ROUNDS)} rounds, runs started {delays} s after the orders were added "
+              f"(poll interval {POLL_INTERVAL:.0f} s)")  # fmt: skip
     assert [run["state"] for run in final] == ["success"] * len(ROUNDS)
     assert all(delay <= 2 * POLL_INTERVAL for delay in delays), delays
     exported = [
