@@ -83,6 +83,10 @@ class ConsentioClient(ClientBase):
         response, body = self._exchange(call, self.settings.max_body_bytes)
         return endpoints.json_value(call, response, body, self._secrets.redact)
 
+    def _write(self, call: Call) -> BatchResult:
+        """A batch write's saved records and per-record errors (HTTP 200 on partial success)."""
+        return endpoints.batch_result(call, self._json(call))
+
     def _raw(self, listing: Listing) -> list[RawRecord]:
         records: list[RawRecord] = []
         call: Call | None = listing.call
@@ -138,8 +142,7 @@ class ConsentioClient(ClientBase):
 
     def update_external_references(self, references: Sequence[ExternalReference]) -> BatchResult:
         """Push ERP order IDs/statuses (or cancel); per-order failures come back in ``errors``."""
-        call = self.api.external_references(references)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.external_references(references))
 
     def get_raw_edited_orders(self, since: datetime) -> list[RawRecord]:
         """Orders edited after acceptance at or after ``since`` whose edit was not marked seen yet, raw."""
@@ -152,8 +155,7 @@ class ConsentioClient(ClientBase):
 
     def mark_orders_seen(self, hash_ids: Sequence[str]) -> BatchResult:
         """Acknowledge edits so they are not delivered again; ``saved`` lists the acknowledged hash IDs."""
-        call = self.api.mark_seen(hash_ids)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.mark_seen(hash_ids))
 
     def prepare_order(self, hash_id: str) -> Order:
         """Mark every item of an order prepared (public endpoint: works without an API key)."""
@@ -167,8 +169,7 @@ class ConsentioClient(ClientBase):
 
     def upsert_purchase_needs(self, needs: Sequence[PurchaseNeed]) -> BatchResult:
         """Create or fully replace purchase needs by ``code``; rejected records come back in ``errors``."""
-        call = self.api.upsert_purchase_needs(needs)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.upsert_purchase_needs(needs))
 
     def get_raw_purchase_needs(self, start_date: date, end_date: date, *, status: str | None = None) -> list[RawRecord]:
         """Purchase needs with start_date >= ``start_date`` and end_date <= ``end_date``, raw."""
@@ -190,44 +191,39 @@ class ConsentioClient(ClientBase):
         }
 
     # --- the seller's catalogue ------------------------------------------------------------------------------
-    # Each write answers the saved records and the per-record errors (HTTP 200 on partial success).
 
     def upsert_products(self, products: Sequence[Product]) -> BatchResult:
         """Create or update products by sku (JSON; numbers and lists go as strings)."""
-        call = self.api.upsert_products(products)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.upsert_products(products))
 
     def upsert_products_csv(
         self, products: Sequence[Product], *, separator: str = ",", decimal_separator: str = ".", language: str = "en"
     ) -> BatchResult:
         """The same through the CSV import (Content-Type text/csv, with the documented query options)."""
-        call = self.api.upsert_products_csv(
-            products, separator=separator, decimal_separator=decimal_separator, language=language
+        return self._write(
+            self.api.upsert_products_csv(
+                products, separator=separator, decimal_separator=decimal_separator, language=language
+            )
         )
-        return endpoints.batch_result(call, self._json(call))
 
     def get_raw_changed_products(self, start: datetime, end: datetime) -> list[RawRecord]:
         """Products changed in [start, end), raw (``keys.id`` is the sku)."""
         return self._raw(self.api.changed_products(start, end))
 
     def set_base_prices(self, prices: Sequence[BasePrice]) -> BatchResult:
-        call = self.api.base_prices(prices)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.base_prices(prices))
 
     def sync_price_groups(self, rows: Sequence[PriceGroupPrice]) -> BatchResult:
-        call = self.api.sync_price_groups(rows)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.sync_price_groups(rows))
 
     def upsert_clients(self, clients: Sequence[Client]) -> BatchResult:
-        call = self.api.upsert_clients(clients)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.upsert_clients(clients))
 
     def get_raw_clients(self) -> list[RawRecord]:
         return self._raw(self.api.clients())
 
     def upsert_addresses(self, addresses: Sequence[ClientAddress]) -> BatchResult:
-        call = self.api.upsert_addresses(addresses)
-        return endpoints.batch_result(call, self._json(call))
+        return self._write(self.api.upsert_addresses(addresses))
 
     def get_raw_addresses(self, client_external_id: str | None = None) -> list[RawRecord]:
         return self._raw(self.api.addresses(client_external_id))
