@@ -158,6 +158,10 @@ class WritePolicy:
             raise ConsentioConfigError(f"max_rejected must not be negative, got {self.max_rejected}")
 
 
+# A write's XCom summary lists this many rejected and invalid records at the most; its counts count them all.
+SUMMARY_LISTS_AT_MOST = 1000
+
+
 @dataclass
 class WriteResult:
     """What the write path did; ``rejected`` holds the API's per-record rejections, each attributed to its key."""

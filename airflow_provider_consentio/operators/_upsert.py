@@ -8,7 +8,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_consentio.lineage import input_file_datasets
-from airflow_provider_consentio.operators._common import ConsentioWriteOperator, write_records
+from airflow_provider_consentio.operators._common import (
+    SUMMARY_LISTS_AT_MOST,
+    ConsentioWriteOperator,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -22,8 +26,6 @@ if TYPE_CHECKING:
 # setting measured for both.
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_CONCURRENCY = 4
-# The XCom summary lists this many rejected and invalid records at the most; the counts count them all.
-SUMMARY_LISTS_AT_MOST = 1000
 
 
 class ConsentioUpsertOperator(ConsentioWriteOperator):

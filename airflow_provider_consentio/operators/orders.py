@@ -16,6 +16,7 @@ from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
 from airflow_provider_consentio.lineage import input_file_datasets, storage_dataset
 from airflow_provider_consentio.operators._common import (
+    SUMMARY_LISTS_AT_MOST,
     ConsentioOperator,
     ConsentioWriteOperator,
     WritePolicy,
@@ -194,8 +195,8 @@ class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
         return {
             **result.counts(),
             "updated": len(result.saved),
-            "rejected": [str(error) for error in result.rejected[:1000]],
-            "invalid": result.invalid[:1000],
+            "rejected": [str(error) for error in result.rejected[:SUMMARY_LISTS_AT_MOST]],
+            "invalid": result.invalid[:SUMMARY_LISTS_AT_MOST],
             "canceled": sum(1 for reference in result.sent if reference.cancel),
         }
 

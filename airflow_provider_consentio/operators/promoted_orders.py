@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioError, ConsentioTransientError
 from airflow_provider_consentio.lineage import input_file_datasets
-from airflow_provider_consentio.operators._common import ConsentioWriteOperator, plural, write_records
+from airflow_provider_consentio.operators._common import (
+    SUMMARY_LISTS_AT_MOST,
+    ConsentioWriteOperator,
+    plural,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -117,9 +122,11 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             **result.counts(),
             "created": len(result.saved),
             "already_existed": len(already_there),
-            "orders": orders[:1000],
-            "rejected": [{"reference": error.key, "reason": error.reason} for error in result.rejected[:1000]],
-            "invalid": result.invalid[:1000],
+            "orders": orders[:SUMMARY_LISTS_AT_MOST],
+            "rejected": [
+                {"reference": error.key, "reason": error.reason} for error in result.rejected[:SUMMARY_LISTS_AT_MOST]
+            ],
+            "invalid": result.invalid[:SUMMARY_LISTS_AT_MOST],
         }
 
     def _read_back(self, client: ConsentioClient) -> dict[str, str]:
