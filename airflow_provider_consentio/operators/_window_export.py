@@ -170,7 +170,6 @@ class ConsentioWindowExportOperator(ConsentioOperator):
         )
         checkpoints = self._checkpoints(context, path, start, end)
         resumed = checkpoints.resume() if checkpoints else None
-        windows = AdaptiveWindows(start, end, max_size=self.window_size, target_records=self.records_per_request())
         if resumed:  # on from where the previous attempt's last checkpoint got, at the window size it had settled on
             windows = AdaptiveWindows(
                 parse_instant(resumed.done_until, "checkpoint"),
@@ -179,6 +178,8 @@ class ConsentioWindowExportOperator(ConsentioOperator):
                 target_records=self.records_per_request(),
                 initial=timedelta(seconds=resumed.window_seconds),
             )
+        else:
+            windows = AdaptiveWindows(start, end, max_size=self.window_size, target_records=self.records_per_request())
         exported = resumed.exported if resumed else 0
         progress = ProgressLog()
         try:
