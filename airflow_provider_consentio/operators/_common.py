@@ -4,10 +4,10 @@ operator modules at parse time, and parsing must stay as fast as a DAG of EmptyO
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -19,11 +19,13 @@ from airflow_provider_consentio.version_compat import AirflowFailException
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from airflow_provider_consentio.models import BatchResult, RecordError
+    from airflow_provider_consentio.models import BatchResult, RawRecord, RecordError
 
 ON_INVALID_POLICIES = ("fail", "skip")
-# How many problems/rejections a message or an XCom summary lists before it only counts.
+# How many problems/rejections an error message or a log line lists before it only counts.
 LISTED_AT_MOST = 100
+# A write's XCom summary lists this many rejected and invalid records at the most; its counts count them all.
+SUMMARY_LISTS_AT_MOST = 1000
 
 T = TypeVar("T")
 
@@ -82,6 +84,16 @@ class ConsentioWriteOperator(ConsentioOperator):
     @property
     def write_policy(self) -> WritePolicy:
         return WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected)
+
+
+def write_raw_lines(records: Iterable[RawRecord], out: IO[bytes]) -> int:
+    """Write each record's exact source bytes as one JSONL line; returns how many were written."""
+    count = 0
+    for record in records:
+        out.write(bytes(record.raw))
+        out.write(b"\n")
+        count += 1
+    return count
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
@@ -156,10 +168,6 @@ class WritePolicy:
             )
         if self.max_rejected < 0:
             raise ConsentioConfigError(f"max_rejected must not be negative, got {self.max_rejected}")
-
-
-# A write's XCom summary lists this many rejected and invalid records at the most; its counts count them all.
-SUMMARY_LISTS_AT_MOST = 1000
 
 
 @dataclass

@@ -9,7 +9,7 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.lineage import storage_dataset
-from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
+from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural, write_raw_lines
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
 
 if TYPE_CHECKING:
@@ -107,9 +107,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
             records = client.get_raw_addresses(self.client_external_id or None)
         path = as_storage_path(self.output_path)
         with atomic_writer(path) as out:
-            for record in records:
-                out.write(bytes(record.raw))
-                out.write(b"\n")
+            write_raw_lines(records, out)
         summary = {"path": str(path), "count": len(records), "resource": self.resource}
         self.log.info("Exported %s to %s", plural(len(records), self.resource[:-1], self.resource), path)
         self.record_lineage(

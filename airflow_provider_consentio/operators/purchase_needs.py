@@ -11,7 +11,7 @@ from airflow.sdk import Asset
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.lineage import storage_dataset
-from airflow_provider_consentio.operators._common import ConsentioOperator, plural
+from airflow_provider_consentio.operators._common import ConsentioOperator, plural, write_raw_lines
 from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
 from airflow_provider_consentio.windows import parse_instant, resolve_window
 
@@ -137,12 +137,8 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
 
         first, last = self.resolve_dates(context)
         path = as_storage_path(self.output_path)
-        count = 0
         with atomic_writer(path) as out:
-            for record in self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status):
-                out.write(record.raw)
-                out.write(b"\n")
-                count += 1
+            count = write_raw_lines(self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status), out)
         summary = {
             "path": str(path),
             "count": count,
