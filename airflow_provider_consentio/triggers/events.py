@@ -186,12 +186,15 @@ class Watermark:
     def __init__(self, trigger: ConsentioOrdersEventTrigger):
         self.trigger = trigger
         self.store = getattr(trigger, "asset_state_store", None)
+        # What the store holds: a poll that changed nothing (no new edit) is not written again.
+        self.stored: dict[str, Any] | None = None
 
     async def load(self) -> dict[str, Any]:
         if self.store is not None:
             stored = await self.store.aget(self.trigger.state_key)
             if isinstance(stored, dict) and "until" in stored:
                 self.trigger.log.info("Resuming from the stored watermark %s", stored["until"])
+                self.stored = stored
                 return stored
         else:
             self.trigger.log.warning(
@@ -202,8 +205,9 @@ class Watermark:
         return {"until": start or datetime.now(UTC).replace(microsecond=0).isoformat()}
 
     async def save(self, state: dict[str, Any]) -> None:
-        if self.store is not None:
+        if self.store is not None and state != self.stored:
             await self.store.aset(self.trigger.state_key, state)
+            self.stored = state
 
 
 def _brief(payload: dict[str, Any]) -> str:
