@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,16 @@ FAST_RECOVERY = {
 }
 
 
+@dataclass(frozen=True)
+class Backfill:
+    """A backfill created through the REST API: its ID and the days it covers."""
+
+    id: int
+    dag_id: str
+    first: date
+    days: int
+
+
 class ProductionAirflow:
     """Postgres (metadata DB, Celery results, the ERP), Redis, S3, the sandbox, Airflow's services and workers.
 
@@ -247,23 +258,36 @@ class ProductionAirflow:
 
         wait_until(parsed, timeout, f"the dag-processor to parse {', '.join(sorted(dag_ids))}", interval=2)
 
-    def backfill(self, dag_id: str, first: date, days: int) -> None:
+    def backfill(self, dag_id: str, first: date, days: int) -> Backfill:
         """Unpause ``dag_id`` (the scheduler runs a backfill only then) and backfill ``days`` days from ``first``."""
         self.airflow.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
         last = first + timedelta(days=days - 1)
-        self.env.airflow("backfill", "create", "--dag-id", dag_id, "--from-date", str(first), "--to-date", str(last))
+        body = {"dag_id": dag_id, "from_date": f"{first}T00:00:00Z", "to_date": f"{last}T00:00:00Z"}
+        created = self.airflow.api("POST", "/api/v2/backfills", json=body)
+        return Backfill(created["id"], dag_id, first, days)
 
-    def backfill_runs(self, dag_id: str, first: date, days: int) -> list[dict[str, Any]]:
-        wanted = {str(first + timedelta(days=offset)) for offset in range(days)}
-        runs = self._pages(f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs", run_type="backfill")
+    def backfill_runs(self, backfill: Backfill) -> list[dict[str, Any]]:
+        wanted = {str(backfill.first + timedelta(days=offset)) for offset in range(backfill.days)}
+        runs = self._pages(f"/api/v2/dags/{backfill.dag_id}/dagRuns", "dag_runs", run_type="backfill")
         return [run for run in runs if run["data_interval_start"][:10] in wanted]
 
-    def wait_for_runs(self, dag_id: str, first: date, days: int, timeout: float) -> list[dict[str, Any]]:
-        def finished() -> list[dict[str, Any]] | None:
-            runs = self.backfill_runs(dag_id, first, days)
-            return runs if len(runs) == days and all(r["state"] in ("success", "failed") for r in runs) else None
+    def wait_for_backfill(self, backfill: Backfill, timeout: float) -> list[dict[str, Any]]:
+        """Wait for the scheduler to mark ``backfill`` complete, and return its runs.
 
-        return wait_until(finished, timeout, f"{days} backfill runs of {dag_id} to finish", interval=3)
+        Not for its runs to finish: the scheduler marks the backfill complete a loop later, and until then the DAG
+        has a running backfill, so creating the next one fails (AlreadyRunningBackfill).
+        """
+        wait_until(
+            lambda: self.airflow.api("GET", f"/api/v2/backfills/{backfill.id}")["completed_at"],
+            timeout,
+            f"backfill {backfill.id} of {backfill.dag_id} ({backfill.days} days from {backfill.first}) to complete",
+            interval=3,
+        )
+        runs = self.backfill_runs(backfill)
+        unfinished = [run["dag_run_id"] for run in runs if run["state"] not in ("success", "failed")]
+        if len(runs) != backfill.days or unfinished:
+            raise AssertionError(f"backfill {backfill.id} completed with {len(runs)} runs, unfinished: {unfinished}")
+        return runs
 
     def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         run_ids = {run["dag_run_id"] for run in runs}

@@ -61,8 +61,14 @@ def add_admin_routes(app: FastAPI, sandbox: Sandbox) -> None:
         if not isinstance(body, dict) or "created_at" not in body:
             raise ApiError(400, "invalid_request", "created_at is required")
         kind, status = body.pop("kind", "sale"), body.pop("status", "accepted")
-        stored = state.add_order(instant(body.pop("created_at"), "created_at"), kind, status, body)
-        return json_response(stored.json, status=201)
+        created_at = instant(body.pop("created_at"), "created_at")
+        if "count" not in body:
+            return json_response(state.add_order(created_at, kind, status, body).json, status=201)
+        count = body.pop("count")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10_000:
+            raise ApiError(400, "invalid_request", "count must be a whole number from 1 to 10000")
+        added = state.add_orders(count, created_at, kind, status, body)
+        return json_response(b"[" + b",".join(stored.json for stored in added) + b"]", status=201)
 
     @app.post(f"{ADMIN}/orders/{{hash_id}}/edit", tags=["sandbox admin"])
     async def admin_edit(hash_id: str, request: Request) -> Response:

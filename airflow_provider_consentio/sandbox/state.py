@@ -138,10 +138,19 @@ class State:
         return stored
 
     def add_order(self, created_at: datetime, kind: str, status: str, overrides: dict[str, Any]) -> StoredOrder:
+        return self.add_orders(1, created_at, kind, status, overrides)[0]
+
+    def add_orders(
+        self, count: int, created_at: datetime, kind: str, status: str, overrides: dict[str, Any]
+    ) -> list[StoredOrder]:
+        """``count`` new orders, added at once: no listing sees some of them without the others."""
         with self.lock:
-            data = self.generator.order(self.next_order_id, created_at, kind, status)
-            data.update({k: v for k, v in overrides.items() if k in data and k not in ("id", "hash_id", "items")})
-            return self._add(data, kind)
+            added = []
+            for _ in range(count):
+                data = self.generator.order(self.next_order_id, created_at, kind, status)
+                data.update({k: v for k, v in overrides.items() if k in data and k not in ("id", "hash_id", "items")})
+                added.append(self._add(data, kind))
+            return added
 
     def edit(self, hash_id: str, at: datetime | None = None) -> StoredOrder:
         with self.lock:

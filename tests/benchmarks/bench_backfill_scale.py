@@ -34,8 +34,7 @@ BUCKET = "consentio-data"
 
 def measure(stack: ProductionAirflow, dag_id: str, days: int) -> dict[str, Any]:
     started = datetime.now().astimezone()
-    stack.backfill(dag_id, FIRST_DAY, days)
-    runs = stack.wait_for_runs(dag_id, FIRST_DAY, days, timeout=6 * 3600)
+    runs = stack.wait_for_backfill(stack.backfill(dag_id, FIRST_DAY, days), timeout=6 * 3600)
     failed = [run["dag_run_id"] for run in runs if run["state"] != "success"]
     if failed:
         raise SystemExit(f"{dag_id}: {len(failed)} backfill run(s) failed, e.g. {failed[:3]}")

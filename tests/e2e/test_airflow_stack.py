@@ -9,14 +9,13 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_consentio.demo.erp import sqlite_connection
-from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess
+from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -110,17 +109,21 @@ def test_the_list_test_button_works_for_a_stored_connection_with_its_port(stack)
 
 
 def test_a_seven_day_backfill_under_the_scheduler_loads_exactly_the_accepted_orders(stack):
-    sandbox, env, services, workdir = stack
-    wait_for(lambda: services_dag_is_parsed(services), 120, "the dag-processor to parse the example DAGs")
+    sandbox, _, services, workdir = stack
+    wait_until(lambda: services_dag_is_parsed(services), 120, "the dag-processor to parse the example DAGs")
     services.api("PATCH", f"/api/v2/dags/{SELLER}", json={"is_paused": False})
-    env.airflow("backfill", "create", "--dag-id", SELLER, "--from-date", "2025-03-01", "--to-date", "2025-03-07")
-
-    def finished_runs():
-        runs = services.api("GET", f"/api/v2/dags/{SELLER}/dagRuns", params={"run_type": "backfill", "limit": 50})
-        runs = runs["dag_runs"]
-        return runs if len(runs) == 7 and all(run["state"] in ("success", "failed") for run in runs) else None
-
-    runs = wait_for(finished_runs, 600, "the 7 backfill runs to finish", interval=2)
+    body = {"dag_id": SELLER, "from_date": "2025-03-01T00:00:00Z", "to_date": "2025-03-07T00:00:00Z"}
+    backfill = services.api("POST", "/api/v2/backfills", json=body)
+    # The backfill's own completion (the scheduler marks it once no run of it is queued or running).
+    wait_until(
+        lambda: services.api("GET", f"/api/v2/backfills/{backfill['id']}")["completed_at"],
+        600,
+        "the 7-day backfill to complete",
+        interval=2,
+    )
+    runs = services.api("GET", f"/api/v2/dags/{SELLER}/dagRuns", params={"run_type": "backfill", "limit": 50})
+    runs = runs["dag_runs"]
+    assert len(runs) == 7, [run["dag_run_id"] for run in runs]
     failed = [run["dag_run_id"] for run in runs if run["state"] != "success"]
     assert not failed, failed
     for run in runs:
@@ -153,14 +156,3 @@ def test_a_seven_day_backfill_under_the_scheduler_loads_exactly_the_accepted_ord
 def services_dag_is_parsed(services):
     dags = services.api("GET", "/api/v2/dags", params={"dag_id_pattern": "consentio"})["dags"]
     return SELLER in {dag["dag_id"] for dag in dags}
-
-
-def wait_for(predicate, timeout, what, interval=1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

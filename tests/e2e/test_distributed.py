@@ -52,6 +52,9 @@ DEMAND_LINES_PER_DAY = 10
 WORKERS = ("worker-1", "worker-2")
 # The seller fetches edits made since its interval start minus 7 days (ConsentioEditedOrdersOperator's lookback).
 EDIT_LOOKBACK = timedelta(days=7)
+# The seller's tasks that call the API, and how long each API answer takes while worker-1 is killed.
+API_TASKS = {"export_accepted_orders", "fetch_edited_orders", "mark_edits_seen", "push_erp_references"}
+KILL_WINDOW_DELAY = 5.0
 
 
 def _servers_or_skip() -> None:
@@ -189,30 +192,34 @@ def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack, capfd):
     watcher = BucketWatcher(stack.s3.client(), "pipelines/orders/")
     watcher.start()
     try:
-        for dag_id in (SELLER, BUYER):
-            stack.backfill(dag_id, FIRST_DAY, DAYS)
-        first_runs = stack.wait_for_runs(SELLER, FIRST_DAY, DAYS, timeout=900)
-        buyer_runs = stack.wait_for_runs(BUYER, FIRST_DAY, DAYS, timeout=600)
+        seller, buyer = (stack.backfill(dag_id, FIRST_DAY, DAYS) for dag_id in (SELLER, BUYER))
+        first_runs = stack.wait_for_backfill(seller, timeout=900)
+        buyer_runs = stack.wait_for_backfill(buyer, timeout=600)
 
-        # Second backfill: kill worker-1 while it runs tasks of it.
-        second_day = FIRST_DAY + timedelta(days=DAYS)
-        stack.backfill(SELLER, second_day, SECOND_DAYS)
+        # Second backfill: kill worker-1 while it runs tasks of it. Every API answer takes KILL_WINDOW_DELAY
+        # meanwhile, so a task of the API that the victim has just started is still running when the kill lands.
+        second = stack.backfill(SELLER, FIRST_DAY + timedelta(days=DAYS), SECOND_DAYS)
         victim, survivor = stack.workers
 
         def running_on_victim():
-            runs = stack.backfill_runs(SELLER, second_day, SECOND_DAYS)
-            tis = stack.task_instances(SELLER, runs)
+            tis = stack.task_instances(SELLER, stack.backfill_runs(second))
             return [ti for ti in tis if ti["state"] == "running" and ti["hostname"] == victim.name]
 
-        def victim_just_started_a_task():
-            # A task that started under a second ago still runs when the kill lands (tasks take seconds).
+        def victim_just_started_an_api_task():
             now = datetime.now(UTC)
-            return any(now - api_instant(ti["start_date"]) < timedelta(seconds=1) for ti in running_on_victim())
+            return any(
+                ti["task_id"] in API_TASKS and now - api_instant(ti["start_date"]) < timedelta(seconds=1)
+                for ti in running_on_victim()
+            )
 
-        wait_until(victim_just_started_a_task, 600, f"{victim.name} to start a task of the second backfill", 0.3)
+        slow = {"kind": "slow", "probability": 1.0, "delay": KILL_WINDOW_DELAY}
+        sandbox.admin("PUT", "/_sandbox/faults", json={"seed": 1, "rules": [slow]})
+        wait_until(victim_just_started_an_api_task, 600, f"{victim.name} to start a task of the second backfill", 0.3)
         victim.kill()
         killed = running_on_victim()  # nothing can change their state now but the scheduler's heartbeat check
-        second_runs = stack.wait_for_runs(SELLER, second_day, SECOND_DAYS, timeout=900)
+        sandbox.admin("DELETE", "/_sandbox/faults")
+        assert killed, f"the kill of {victim.name} landed after its tasks had finished"
+        second_runs = stack.wait_for_backfill(second, timeout=900)
     finally:
         watcher.done.set()
         watcher.join(60)

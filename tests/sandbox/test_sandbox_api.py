@@ -182,6 +182,18 @@ def test_the_kind_filter_separates_sales_from_purchases(http, sandbox, partner, 
     assert [o["hash_id"] for o in purchases] == [o.data["hash_id"] for o in truth]
 
 
+def test_the_admin_adds_several_orders_in_one_request_and_refuses_a_bad_count(http, sandbox):
+    before = len(sandbox.state.orders)
+    added = http.post("/_sandbox/orders", json={"created_at": "2025-02-11T12:00:00Z", "count": 3})
+    assert added.status_code == 201
+    assert len({order["hash_id"] for order in added.json()}) == 3
+    assert len(sandbox.state.orders) == before + 3
+    for count in (0, "3", True, 10_001):
+        refused = http.post("/_sandbox/orders", json={"created_at": "2025-02-11T12:00:00Z", "count": count})
+        assert_json_error(refused, 400, "invalid_request")
+    assert len(sandbox.state.orders) == before + 3
+
+
 def test_the_window_is_half_open_on_creation_time(http, partner, auth):
     edge = datetime(2025, 2, 11, 12, 0, 0, tzinfo=UTC)
     added = http.post("/_sandbox/orders", json={"created_at": edge.isoformat()})
