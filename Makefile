@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The tests that run on every core at once (pytest-xdist), and how.
+IN_PARALLEL := not e2e and not chaos
+XDIST := -n auto
 
 .PHONY: demo test lint unit chaos airflow bench clean browser screenshots test-oldest demo-oldest services
 
@@ -26,7 +29,7 @@ $(OLDEST)/.installed: pyproject.toml
 ## The fast tests and the demo on the oldest declared Airflow minor.
 # pytest exits 5 when the selection holds no test: a run that tested nothing fails, and says so.
 test-oldest: $(OLDEST)/.installed
-	$(OLDEST)/bin/python -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || \
+	$(OLDEST)/bin/python -m pytest -m "$(IN_PARALLEL)" $(XDIST) $(PYTEST_ARGS) || { status=$$?; [ $$status -ne 5 ] || \
 		echo "test-oldest: pytest selected no tests, nothing was tested on Airflow $(OLDEST_AIRFLOW)" >&2; exit $$status; }
 
 demo-oldest: $(OLDEST)/.installed
@@ -37,8 +40,11 @@ demo: $(STAMP)
 	$(BIN)/python -m airflow_provider_consentio.demo
 
 ## Lint, types, and the whole test suite (unit, sandbox, DAGs, scheduler end-to-end, chaos, crash safety).
+# Two passes: everything but the end-to-end and chaos tests on every core, then those one at a time (each starts
+# a whole Airflow, or prints its line of figures, which a pytest-xdist worker would swallow).
 test: $(STAMP) lint browser services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "$(IN_PARALLEL)" $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "e2e or chaos" $(PYTEST_ARGS)
 
 ## Postgres and Redis (Debian packages) for the distributed end-to-end test; quick when already installed.
 services:
@@ -54,9 +60,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Everything but the slow end-to-end and chaos tests.
+## The fast loop: no metadata database, no process but pytest's (the sandbox runs in it); a few minutes at most.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not chaos" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e and not chaos and not integration" $(XDIST) --hypothesis-profile=fast $(PYTEST_ARGS)
 
 ## The chaos run alone, with its line of figures (CONSENTIO_CHAOS_INTERVALS=55 covers all the seeded days).
 chaos: $(STAMP)

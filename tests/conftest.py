@@ -79,8 +79,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Shared CI machines are noisy: hypothesis' per-example deadline would make timing, not logic, fail tests.
+# `make test` (and CI) explores 100 examples a property; `make unit`, the loop a developer lives in, passes
+# --hypothesis-profile=fast for 15.
 settings.register_profile("consentio", deadline=None, max_examples=100)
+settings.register_profile("fast", deadline=None, max_examples=15)
 settings.load_profile("consentio")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that needs Airflow's metadata database: `make unit` leaves them out.
+
+    Derived from the fixtures each test uses (``airflow_db`` directly, or through ``run_dag``), so a new test that
+    runs a DAG cannot land in the fast loop by mistake.
+    """
+    for item in items:
+        if "airflow_db" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -364,10 +378,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     SECRET_HYGIENE.check_airflow_home(_AIRFLOW_HOME)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its leaks go to the controller, which fails the run
+        workeroutput["secret_leaks"] = SECRET_HYGIENE.leaks
     if SECRET_HYGIENE.leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif exitstatus == 0:  # kept after a failure, for its logs
         shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: a worker finished; keep the leaks it found (its exit status is not ours)."""
+    SECRET_HYGIENE.leaks.extend(getattr(node, "workeroutput", {}).get("secret_leaks", []))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -375,3 +397,34 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("=", "secret hygiene: an API key or token leaked", red=True)
         for leak in dict.fromkeys(SECRET_HYGIENE.leaks):
             terminalreporter.write_line(leak)
+
+
+# --- operators without a DAG run: op.execute() against the in-process sandbox ------------------------------------
+
+
+@pytest.fixture
+def execute(consentio_connection):
+    """Run ``operator.execute()`` as a worker would, without a metadata database; returns (result, outlet events).
+
+    The context holds what the operators read: the data interval, the attempt, and Airflow's own accessor for the
+    events of the task's outlets (Assets). What needs a DAG run (templating, XCom, Asset events stored) is covered by
+    the dag.test() tests.
+    """
+    from types import SimpleNamespace
+
+    import pendulum
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    def run(operator: Any, interval: tuple[str, str] | None = None, try_number: int = 1) -> tuple[Any, Any]:
+        start, end = (pendulum.parse(value) for value in interval) if interval else (None, None)
+        events = OutletEventAccessors()
+        context = {
+            "data_interval_start": start,
+            "data_interval_end": end,
+            "logical_date": end,
+            "ti": SimpleNamespace(try_number=try_number),
+            "outlet_events": events,
+        }
+        return operator.execute(context), events
+
+    return run

@@ -180,6 +180,7 @@ def parse_problems(seen: dict[str, Any]) -> list[str]:
     return problems
 
 
+@pytest.mark.integration  # a fresh interpreter per file
 @pytest.mark.parametrize("file_name", DAG_FILES)
 def test_dag_file_parses_offline_without_warnings_or_runtime_imports(file_name, tmp_path):
     seen = parse_in_fresh_interpreter(DAGS / file_name, tmp_path / "airflow")
@@ -188,6 +189,7 @@ def test_dag_file_parses_offline_without_warnings_or_runtime_imports(file_name, 
     assert not (tmp_path / "airflow" / "airflow.db").exists(), "parsing touched the metadata database"
 
 
+@pytest.mark.integration
 def test_the_parse_check_catches_a_file_that_misbehaves(tmp_path):
     """The guards above are real: a file that warns, connects, looks up a connection and imports the client fails."""
     bad = tmp_path / "dags" / "bad_example.py"

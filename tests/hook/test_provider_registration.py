@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+# Each test runs an `airflow` command.
+pytestmark = pytest.mark.integration
+
 
 def airflow_cli(*args: str) -> list[dict]:
     done = subprocess.run(

@@ -514,6 +514,7 @@ def test_the_data_has_several_items_prices_currencies_and_unicode():
     assert any(ord(ch) > 127 for ch in text)
 
 
+@pytest.mark.integration  # the sandbox in a process of its own
 def test_the_command_line_serves_on_the_given_port_and_prints_the_credentials(tmp_path):
     from airflow_provider_consentio.demo.stack import free_port
 
