@@ -183,12 +183,18 @@ class ConsentioClient(ClientBase):
         return created
 
     def find_orders_by_reference(self, start: datetime, end: datetime) -> dict[str, str]:
-        """Reference -> hash ID of the promoted orders created in [start, end) that carry a reference."""
-        return {
-            record.keys.external_id: record.keys.hash_id
-            for record in self._raw(self.api.orders_by_reference(start, end))
-            if record.keys.external_id
-        }
+        """Reference -> hash ID of the promoted orders created in [start, end) that carry a reference (the first
+        one listed, if a reference has several)."""
+        return {reference: hash_ids[0] for reference, hash_ids in self.orders_per_reference(start, end).items()}
+
+    def orders_per_reference(self, start: datetime, end: datetime) -> dict[str, list[str]]:
+        """Reference -> the hash IDs of every order created in [start, end) that carries it (one, unless an order
+        was created twice)."""
+        found: dict[str, list[str]] = {}
+        for record in self._raw(self.api.orders_by_reference(start, end)):
+            if record.keys.external_id:
+                found.setdefault(record.keys.external_id, []).append(record.keys.hash_id)
+        return found
 
     # --- the seller's catalogue ------------------------------------------------------------------------------
 
