@@ -60,14 +60,14 @@ class AsyncConsentioClient(ClientBase):
 
     async def _json(self, call: Call) -> Any:
         response, body = await self._exchange(call, self.settings.max_body_bytes)
-        return endpoints.json_value(call, response, body, self._secrets.redact)
+        return endpoints.json_value(call, response, body)
 
     async def _raw(self, listing: Listing) -> list[RawRecord]:
         records: list[RawRecord] = []
         call: Call | None = listing.call
         while call is not None:
             response, body = await self._exchange(call, self.settings.max_list_bytes)
-            records += endpoints.raw_records(listing, response, body, self._secrets.redact)
+            records += endpoints.raw_records(listing, response, body)
             call = listing.next_page(body)
         return records
 
@@ -93,8 +93,7 @@ class AsyncConsentioClient(ClientBase):
                         raise too_large(call.endpoint, limit)
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
-        self._check_status(call, response, bytes(body), token)
-        return response, bytes(body)
+        return response, self._received(call, response, bytes(body), token)
 
     async def get_raw_orders(
         self, start: datetime, end: datetime, *, kind: str = "sale", statuses: Sequence[str] | None = None

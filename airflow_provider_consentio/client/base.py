@@ -71,10 +71,21 @@ class ClientBase:
             args["content"] = dumps(call.body).encode()
         return args
 
-    def _check_status(self, call: Call, response: httpx.Response, body: bytes, token: str | None) -> None:
-        raise_for_status(
-            call, response, body, token, workspace_id=self.settings.workspace_id, redact=self._secrets.redact
-        )
+    def _received(self, call: Call, response: httpx.Response, body: bytes, token: str | None) -> bytes:
+        """An answer's body with every known secret (the API key, each token) cut out, once its status is checked.
+
+        Every answer of both clients passes here before anything reads it, so each text that comes from the API
+        (HTTP error bodies, per-record errors, warnings, saved records, listings) is redacted before it can be
+        logged, raised or put in XCom: an API that echoes the request's bearer token leaks nothing. A successful
+        login answer is kept as it is: it holds the new token, which becomes a known secret as it is parsed.
+        """
+        if token:
+            # Known to this client even when another one logged in for it (the process-wide token cache).
+            self._secrets.remember(token)
+        if not (call.returns_secrets and response.is_success):
+            body = self._secrets.redact(body)
+        raise_for_status(call, response, body, token, workspace_id=self.settings.workspace_id)
+        return body
 
 
 def too_large(endpoint: str, limit: int) -> ConsentioResponseError:

@@ -116,14 +116,13 @@ def raise_for_status(
     token: str | None,
     *,
     workspace_id: int,
-    redact: Callable[[str], str],
 ) -> None:
-    """Nothing for a 2xx; else the exception the answer maps to (transient ones are retried by the caller)."""
+    """Nothing for a 2xx; else the exception the answer maps to (transient ones are retried by the caller).
+    ``body`` is already redacted (ClientBase._received)."""
     status = response.status_code
     if 200 <= status < 300:
         return
     code, detail = _error_detail(response, body)
-    detail = redact(detail)
     if status == 401 and call.authenticated:
         raise TokenRejected(call.endpoint, status, detail, code, token)
     if status == 403:

@@ -81,7 +81,7 @@ class ConsentioClient(ClientBase):
 
     def _json(self, call: Call) -> Any:
         response, body = self._exchange(call, self.settings.max_body_bytes)
-        return endpoints.json_value(call, response, body, self._secrets.redact)
+        return endpoints.json_value(call, response, body)
 
     def _write(self, call: Call) -> BatchResult:
         """A batch write's saved records and per-record errors (HTTP 200 on partial success)."""
@@ -92,7 +92,7 @@ class ConsentioClient(ClientBase):
         call: Call | None = listing.call
         while call is not None:
             response, body = self._exchange(call, self.settings.max_list_bytes)
-            records += endpoints.raw_records(listing, response, body, self._secrets.redact)
+            records += endpoints.raw_records(listing, response, body)
             call = listing.next_page(body)
         return records
 
@@ -119,8 +119,7 @@ class ConsentioClient(ClientBase):
                         raise too_large(call.endpoint, limit)
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
-        self._check_status(call, response, bytes(body), token)
-        return response, bytes(body)
+        return response, self._received(call, response, bytes(body), token)
 
     # --- seller orders ---------------------------------------------------------------------------------------
 
