@@ -166,8 +166,8 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             # Orders may have been created before the failure: a duplicate among them is the worse news.
             try:
                 self._audit(client, started, sent, {**already_there, **created}, check_listed=False)
-            except ConsentioDuplicateOrdersError as duplicates:
-                raise duplicates from failure
+            except ConsentioDuplicateOrdersError as worse:
+                raise worse from failure
             except ConsentioError as audit_failure:
                 self.log.warning("The audit after the failure could not run: %s", audit_failure)
             raise

@@ -100,6 +100,27 @@ def test_a_listing_lagging_longer_than_the_settle_window_fails_the_audit_naming_
     assert "settle window of 0.3s" in str(failed.value)
 
 
+def test_a_task_failing_for_another_reason_still_reports_the_duplicates_it_made(
+    sandbox, products, consentio_connection
+):
+    set_faults(sandbox, 1.0, {"kind": "drop", "every": 2})
+    unknown_product = {"sku": "SKU-99999", "amount": "1"}
+    records = [
+        *orders(["ERP-F-0", "ERP-F-1"]),
+        {"reference": "ERP-F-BAD", "buyer_email": "chef@example.com", "items": [unknown_product]},
+    ]
+    operator = ConsentioCreatePromotedOrdersOperator(
+        task_id="promote", orders=records, settle_window=0.2, poll_every=0.1
+    )
+
+    with pytest.raises(ConsentioDuplicateOrdersError) as failed:
+        operator.execute(context={})  # max_rejected=0: the refused order fails the write path first
+
+    assert list(failed.value.duplicates) == ["ERP-F-1"]
+    assert "rejected 1 of 3 promoted orders" in str(failed.value.__cause__)
+    assert orders_per_reference(sandbox)["ERP-F-1"] == 2
+
+
 def test_a_retry_after_longer_than_the_settle_window_lengthens_the_wait(sandbox, products, consentio_connection):
     set_faults(sandbox, 0.8, {"kind": "429", "every": 2, "after_applying": True, "retry_after": 1.2})
     references = [f"ERP-RA-{n}" for n in range(4)]
