@@ -171,7 +171,7 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             except ConsentioError as audit_failure:
                 self.log.warning("The audit after the failure could not run: %s", audit_failure)
             raise
-        duplicates = self._audit(client, started, sent, {**already_there, **created}, check_listed=True)
+        self._audit(client, started, sent, {**already_there, **created}, check_listed=True)
         self.record_lineage(
             input_file_datasets(self.input_path), [self.api_dataset("orders/promoted", len(result.saved))]
         )
@@ -183,7 +183,7 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             "found_existing": len(already_there),
             "already_existed": len(already_there),
             "found_after_lost_answer": len(found_after_lost_answer),
-            "duplicates": duplicates,
+            "duplicates": 0,  # the audit fails the task on any
             "orders": orders[:SUMMARY_LISTS_AT_MOST],
             "rejected": [
                 {"reference": error.key, "reason": error.reason} for error in result.rejected[:SUMMARY_LISTS_AT_MOST]
@@ -193,9 +193,9 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
     def _audit(
         self, client: ConsentioClient, started: datetime, sent: list[str], known: dict[str, str], *, check_listed: bool
-    ) -> int:
+    ) -> None:
         """Count the orders of every reference of this run in one more read-back of the whole window; raise
-        :class:`ConsentioDuplicateOrdersError` for two or more. Returns the duplicates found (0).
+        :class:`ConsentioDuplicateOrdersError` for two or more.
 
         The listing may lag: it is read until it shows every order this run knows of (at most ``audit_wait``), so
         that an order created by an attempt whose answer was lost, which is older, shows too.
@@ -204,7 +204,7 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
         references = set(sent) | set(known)
         if not references:
-            return 0
+            return
 
         def read() -> dict[str, list[str]]:
             return client.orders_per_reference(started - self.lookback, datetime.now(UTC) + CLOCK_SKEW)
@@ -233,15 +233,15 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         if unlisted and check_listed:
             raise ConsentioError(
                 f"The audit could not count the orders of {plural(len(unlisted), 'reference')}: the listing did not "
-                f"show them within {self.audit_wait:.0f}s (audit_wait). They were created; a retry of this task reads "
-                "them back and sends nothing again:\n" + listing(unlisted, "references")
+                f"show them within {self.audit_wait:.0f}s (audit_wait). They were created: once the listing shows "
+                "them, a retry of this task finds them and sends nothing again:\n" + listing(unlisted, "references")
             )
         self.log.info(
-            "Audit: %s, each with one order in Consentio (the listing showed them after %.1fs)",
-            plural(len(references), "reference"),
+            "Audit: no reference of %d has more than one order in Consentio (the listing showed this run's orders "
+            "after %.1fs)",
+            len(references),
             time.monotonic() - waited,
         )
-        return 0
 
     def _read_back(self, client: ConsentioClient) -> dict[str, str]:
         now = datetime.now(UTC)

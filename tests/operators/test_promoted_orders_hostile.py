@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from airflow_provider_consentio.catalogue_models import Product
+from airflow_provider_consentio.errors import ConsentioError
 from airflow_provider_consentio.operators.promoted_orders import (
     ConsentioCreatePromotedOrdersOperator,
     ConsentioDuplicateOrdersError,
@@ -119,6 +120,19 @@ def test_a_task_failing_for_another_reason_still_reports_the_duplicates_it_made(
     assert list(failed.value.duplicates) == ["ERP-F-1"]
     assert "rejected 1 of 3 promoted orders" in str(failed.value.__cause__)
     assert orders_per_reference(sandbox)["ERP-F-1"] == 2
+
+
+def test_an_audit_that_cannot_see_the_new_orders_fails_the_task_retryably(sandbox, products, consentio_connection):
+    set_faults(sandbox, 3.0)  # no fault, only a listing slower than the audit waits
+    references = ["ERP-SLOW-0", "ERP-SLOW-1"]
+
+    with pytest.raises(ConsentioError) as failed:
+        promote(references, audit_wait=0.3, poll_every=0.1).execute(context={})
+
+    assert not isinstance(failed.value, ConsentioDuplicateOrdersError)  # Airflow may retry this one
+    assert "could not count the orders of 2 references" in str(failed.value)
+    assert all(f"- {reference}" in str(failed.value) for reference in references)
+    assert orders_per_reference(sandbox) == dict.fromkeys(references, 1)
 
 
 def test_a_retry_after_longer_than_the_settle_window_lengthens_the_wait(sandbox, products, consentio_connection):
