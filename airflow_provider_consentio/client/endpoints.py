@@ -6,7 +6,7 @@ without touching the clients or the operators.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -251,8 +251,11 @@ def json_value(call: Call, response: httpx.Response, body: bytes) -> Any:
         raise _unexpected_body(call, response, body, "is not valid JSON", str(exc)) from None
 
 
-def raw_records(listing: Listing, response: httpx.Response, body: bytes) -> list[RawRecord]:
-    """The elements of a list answer as exact bytes, each with its key fields (validated).
+def raw_records(
+    listing: Listing, response: httpx.Response, body: bytes, redact: Callable[[str], str]
+) -> list[RawRecord]:
+    """The elements of a list answer as exact bytes, each with its key fields (validated). The body is as sent
+    (ClientBase._received does not redact a listing's): ``redact`` cleans what an error quotes of it.
 
     Two passes in C over the body, one splitting it and one reading the key fields of every element, cost far
     less than a Python call per element.
@@ -261,7 +264,9 @@ def raw_records(listing: Listing, response: httpx.Response, body: bytes) -> list
         array, elements = split_array(body, listing.envelope)
         key_fields = msgspec.json.decode(array, type=list[listing.keys])  # type: ignore[name-defined]  # a runtime type
     except (JSONShapeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _unexpected_body(listing.call, response, body, "is not a JSON array of records", str(exc)) from None
+        raise _unexpected_body(
+            listing.call, response, body, "is not a JSON array of records", str(exc), redact=redact
+        ) from None
     lines: list[Any] = elements
     if has_line_breaks(body):  # a pretty-printed answer: each element must still become one JSONL line
         lines = [compact_line(element) for element in elements]
@@ -269,13 +274,19 @@ def raw_records(listing: Listing, response: httpx.Response, body: bytes) -> list
 
 
 def _unexpected_body(
-    call: Call, response: httpx.Response, body: bytes, what: str, problem: str
+    call: Call,
+    response: httpx.Response,
+    body: bytes,
+    what: str,
+    problem: str,
+    redact: Callable[[str], str] | None = None,  # None: the body is redacted already (ClientBase._received)
 ) -> ConsentioResponseError:
+    clean = redact or str
     content_type = response.headers.get("content-type", "no content type").split(";")[0]
-    text = body[:2000].decode("utf-8", errors="replace")
+    text = clean(body[:2000].decode("utf-8", errors="replace"))  # before the excerpt cuts a secret in two
     return ConsentioResponseError(
         f"{call.endpoint} -> HTTP {response.status_code} but the body {what} ({content_type}, {len(body)} bytes; "
-        f"{problem}): {excerpt(text)!r}"
+        f"{clean(problem)}): {excerpt(text)!r}"
     )
 
 

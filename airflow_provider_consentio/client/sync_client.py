@@ -91,24 +91,24 @@ class ConsentioClient(ClientBase):
         records: list[RawRecord] = []
         call: Call | None = listing.call
         while call is not None:
-            response, body = self._exchange(call, self.settings.max_list_bytes)
-            records += endpoints.raw_records(listing, response, body)
+            response, body = self._exchange(call, self.settings.max_list_bytes, as_sent=True)
+            records += endpoints.raw_records(listing, response, body, self._secrets.redact)
             call = listing.next_page(body)
         return records
 
-    def _exchange(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    def _exchange(self, call: Call, limit: int, *, as_sent: bool = False) -> tuple[httpx.Response, bytes]:
         """Send ``call`` until it succeeds or the retry budget is spent; return the whole body (at most ``limit``)."""
         budget = RetryBudget(self.settings.retry, call)
         while True:
             try:
-                return self._attempt(call, limit)
+                return self._attempt(call, limit, as_sent)
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
             except ConsentioTransientError as error:
                 time.sleep(budget.next_delay(error))
 
-    def _attempt(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
         try:
             with self._http.stream(**self._request_args(call, token)) as response:
@@ -119,7 +119,7 @@ class ConsentioClient(ClientBase):
                         raise too_large(call.endpoint, limit)
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
-        return response, self._received(call, response, bytes(body), token)
+        return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     # --- seller orders ---------------------------------------------------------------------------------------
 
