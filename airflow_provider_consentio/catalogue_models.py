@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from airflow_provider_consentio.models import ExactNumber, IsoDate, Text32, Text64, Text256
+from airflow_provider_consentio.write_fields import read_only
 
 PriceUnit = Literal["box", "pallet", "kg", "piece"]
 PRICE_UNITS: tuple[str, ...] = get_args(PriceUnit)
@@ -90,9 +91,9 @@ class Product(BaseModel):
     price_unit: PriceUnit | None = None
     sale_units: Annotated[list[PriceUnit], BeforeValidator(_values)] | None = None
     tags: MultiValue | None = None
-    id: int | None = Field(default=None, exclude=True)
-    created_at: str | None = Field(default=None, exclude=True)
-    updated_at: str | None = Field(default=None, exclude=True)
+    id: int | None = read_only()
+    created_at: str | None = read_only()
+    updated_at: str | None = read_only()
 
     _tags_have_no_commas = field_validator("tags")(_no_commas)
 
@@ -186,10 +187,10 @@ class Client(BaseModel):
     phones: Annotated[list[Text32], BeforeValidator(_values)] | None = None
     rate_id: Text64 | None = None
     rates: MultiValue | None = None
-    consentio_client_id: int | None = Field(default=None, exclude=True)
-    workspace_id: int | None = Field(default=None, exclude=True)
-    created_at: str | None = Field(default=None, exclude=True)
-    updated_at: str | None = Field(default=None, exclude=True)
+    consentio_client_id: int | None = read_only()
+    workspace_id: int | None = read_only()
+    created_at: str | None = read_only()
+    updated_at: str | None = read_only()
 
     def to_wire(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -209,8 +210,8 @@ class ClientAddress(BaseModel):
     country: str
     latitude: Annotated[Coordinate, Field(ge=-90, le=90)] | None = None
     longitude: Coordinate | None = None
-    created_at: str | None = Field(default=None, exclude=True)
-    updated_at: str | None = Field(default=None, exclude=True)
+    created_at: str | None = read_only()
+    updated_at: str | None = read_only()
 
     @field_validator("country")
     @classmethod

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
 import msgspec
 from pydantic import (
@@ -34,6 +34,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from airflow_provider_consentio.write_fields import read_only
+
+if TYPE_CHECKING:
+    from airflow_provider_consentio.write_fields import DroppedFields
 
 OrderKind = Literal["sale", "purchase"]
 # The statuses GET /order can filter on ("draft" exists on orders but is not a documented filter).
@@ -241,9 +246,9 @@ class PurchaseNeed(BaseModel):
     logistics_unit_code: ShortCode = None
     tender_kind: TenderKind | None = None
     metadata: dict[str, Any] | None = None
-    id: int | None = Field(default=None, exclude=True)
-    created_at: str | None = Field(default=None, exclude=True)
-    updated_at: str | None = Field(default=None, exclude=True)
+    id: int | None = read_only()
+    created_at: str | None = read_only()
+    updated_at: str | None = read_only()
 
     @field_validator("end_date")
     @classmethod
@@ -312,12 +317,21 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def validate_records(
-    model: type[ModelT], records: Iterable[Mapping[str, Any]], key_field: str, source: str = "record"
+    model: type[ModelT],
+    records: Iterable[Mapping[str, Any]],
+    key_field: str,
+    source: str = "record",
+    dropped: DroppedFields | None = None,
 ) -> tuple[list[ModelT], list[RecordProblem]]:
     """Validate every record; return the valid models and one problem per invalid record (none is skipped).
 
     A record is named by its ``key_field`` value when it has a usable one, else by its position in the input.
+    Read-only and unknown fields are left out first (write_fields.py) and counted in ``dropped``; an unknown field
+    named like a known one is a problem of its record (a misspelling).
     """
+    from airflow_provider_consentio.write_fields import DroppedFields, sent_fields
+
+    dropped = dropped if dropped is not None else DroppedFields()
     valid: list[ModelT] = []
     problems: list[RecordProblem] = []
     for position, record in enumerate(records, start=1):
@@ -325,10 +339,16 @@ def validate_records(
         if not isinstance(record, Mapping):
             problems.append(RecordProblem(name, [f"is not an object (got {type(record).__name__})"]))
             continue
+        fields, misspelled = sent_fields(model, record, dropped)
         try:
-            valid.append(model.model_validate(dict(record)))
+            validated = model.model_validate(fields)
         except ValidationError as exc:
-            problems.append(RecordProblem(name, [_describe_error(err) for err in exc.errors()]))
+            problems.append(RecordProblem(name, misspelled + [_describe_error(err) for err in exc.errors()]))
+            continue
+        if misspelled:
+            problems.append(RecordProblem(name, misspelled))
+        else:
+            valid.append(validated)
     return valid, problems
 
 

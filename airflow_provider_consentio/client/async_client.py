@@ -60,29 +60,29 @@ class AsyncConsentioClient(ClientBase):
 
     async def _json(self, call: Call) -> Any:
         response, body = await self._exchange(call, self.settings.max_body_bytes)
-        return endpoints.json_value(call, response, body, self._secrets.redact)
+        return endpoints.json_value(call, response, body)
 
     async def _raw(self, listing: Listing) -> list[RawRecord]:
         records: list[RawRecord] = []
         call: Call | None = listing.call
         while call is not None:
-            response, body = await self._exchange(call, self.settings.max_list_bytes)
+            response, body = await self._exchange(call, self.settings.max_list_bytes, as_sent=True)
             records += endpoints.raw_records(listing, response, body, self._secrets.redact)
             call = listing.next_page(body)
         return records
 
-    async def _exchange(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    async def _exchange(self, call: Call, limit: int, *, as_sent: bool = False) -> tuple[httpx.Response, bytes]:
         budget = RetryBudget(self.settings.retry, call)
         while True:
             try:
-                return await self._attempt(call, limit)
+                return await self._attempt(call, limit, as_sent)
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
             except ConsentioTransientError as error:
                 await asyncio.sleep(budget.next_delay(error))
 
-    async def _attempt(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    async def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = await self._access_token() if call.authenticated else None
         try:
             async with self._http.stream(**self._request_args(call, token)) as response:
@@ -93,8 +93,7 @@ class AsyncConsentioClient(ClientBase):
                         raise too_large(call.endpoint, limit)
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
-        self._check_status(call, response, bytes(body), token)
-        return response, bytes(body)
+        return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     async def get_raw_orders(
         self, start: datetime, end: datetime, *, kind: str = "sale", statuses: Sequence[str] | None = None

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from airflow_provider_consentio.errors import ConsentioAuthError
 from airflow_provider_consentio.models import Session
@@ -117,12 +117,27 @@ class Secrets:
         self._on_secret = on_secret or (lambda secret: None)
 
     def remember(self, secret: str) -> None:
+        if secret in self._known:
+            return
         self._known.add(secret)
         self._on_secret(secret)
 
-    def redact(self, text: str) -> str:
+    @overload
+    def redact(self, text: str) -> str: ...
+
+    @overload
+    def redact(self, text: bytes) -> bytes: ...
+
+    def redact(self, text: str | bytes) -> str | bytes:
+        """``text`` with every known secret replaced by ``***``: the one redaction every text from the API passes
+        through (ClientBase._received applies it to each answer's body before anything reads it)."""
         for secret in self._known:
-            if secret and secret in text:
+            if not secret:
+                continue
+            if isinstance(text, bytes):
+                if secret.encode() in text:
+                    text = text.replace(secret.encode(), b"***")
+            elif secret in text:
                 text = text.replace(secret, "***")
         return text
 

@@ -49,7 +49,6 @@ from airflow_provider_consentio.models import (
 PARTNER_PREFIX = "/v2/partner"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 T = TypeVar("T")
-Redact = Callable[[str], str]
 
 
 @dataclass(frozen=True)
@@ -61,6 +60,8 @@ class Call:
     params: Mapping[str, str] | None = None
     body: Any = None
     authenticated: bool = True
+    # The answer holds new secrets (a login's tokens): its successful body is not redacted (ClientBase._received).
+    returns_secrets: bool = False
     # Safe to send twice: reads, and writes keyed by an idempotency key (hash_id, purchase-need code).
     idempotent: bool = True
     # Batch writes: the key of the answer that lists the saved records.
@@ -101,7 +102,9 @@ class PartnerAPI:
                 f"No API key for workspace {self.workspace_id}: set the connection's password "
                 "(only the public prepare and export-template endpoints work without one)"
             )
-        return Call("POST", f"{self._ws}/login", body={"api_key": self._api_key}, authenticated=False)
+        return Call(
+            "POST", f"{self._ws}/login", body={"api_key": self._api_key}, authenticated=False, returns_secrets=True
+        )
 
     def orders(self, start: datetime, end: datetime, kind: str, status: str | None) -> Listing:
         # ASSUMPTION: from/to filter created_at over the half-open window [from, to); one status per request.
@@ -238,18 +241,21 @@ def _at_least_one(records: Sequence[T], method: str) -> Sequence[T]:
 # --- answers ------------------------------------------------------------------------------------------------------
 
 
-def json_value(call: Call, response: httpx.Response, body: bytes, redact: Redact) -> Any:
+def json_value(call: Call, response: httpx.Response, body: bytes) -> Any:
     """The parsed JSON body (numbers exact), or an error naming the endpoint and quoting the start of the body."""
     if not body.strip():
         raise ConsentioResponseError(f"{call.endpoint} -> HTTP {response.status_code} with an empty body")
     try:
         return loads(body.decode(response.encoding or "utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _unexpected_body(call, response, body, "is not valid JSON", str(exc), redact) from None
+        raise _unexpected_body(call, response, body, "is not valid JSON", str(exc)) from None
 
 
-def raw_records(listing: Listing, response: httpx.Response, body: bytes, redact: Redact) -> list[RawRecord]:
-    """The elements of a list answer as exact bytes, each with its key fields (validated).
+def raw_records(
+    listing: Listing, response: httpx.Response, body: bytes, redact: Callable[[str], str]
+) -> list[RawRecord]:
+    """The elements of a list answer as exact bytes, each with its key fields (validated). The body is as sent
+    (ClientBase._received does not redact a listing's): ``redact`` cleans what an error quotes of it.
 
     Two passes in C over the body, one splitting it and one reading the key fields of every element, cost far
     less than a Python call per element.
@@ -259,7 +265,7 @@ def raw_records(listing: Listing, response: httpx.Response, body: bytes, redact:
         key_fields = msgspec.json.decode(array, type=list[listing.keys])  # type: ignore[name-defined]  # a runtime type
     except (JSONShapeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _unexpected_body(
-            listing.call, response, body, "is not a JSON array of records", str(exc), redact
+            listing.call, response, body, "is not a JSON array of records", str(exc), redact=redact
         ) from None
     lines: list[Any] = elements
     if has_line_breaks(body):  # a pretty-printed answer: each element must still become one JSONL line
@@ -268,13 +274,19 @@ def raw_records(listing: Listing, response: httpx.Response, body: bytes, redact:
 
 
 def _unexpected_body(
-    call: Call, response: httpx.Response, body: bytes, what: str, problem: str, redact: Redact
+    call: Call,
+    response: httpx.Response,
+    body: bytes,
+    what: str,
+    problem: str,
+    redact: Callable[[str], str] | None = None,  # None: the body is redacted already (ClientBase._received)
 ) -> ConsentioResponseError:
+    clean = redact or str
     content_type = response.headers.get("content-type", "no content type").split(";")[0]
-    text = body[:2000].decode("utf-8", errors="replace")
+    text = clean(body[:2000].decode("utf-8", errors="replace"))  # before the excerpt cuts a secret in two
     return ConsentioResponseError(
         f"{call.endpoint} -> HTTP {response.status_code} but the body {what} ({content_type}, {len(body)} bytes; "
-        f"{problem}): {redact(excerpt(text))!r}"
+        f"{clean(problem)}): {excerpt(text)!r}"
     )
 
 

@@ -10,7 +10,7 @@ import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
@@ -18,6 +18,7 @@ from airflow_provider_consentio.errors import (
     ConsentioAPIError,
     ConsentioAuthError,
     ConsentioConfigError,
+    ConsentioError,
     ConsentioNotFoundError,
     ConsentioTransientError,
 )
@@ -115,14 +116,13 @@ def raise_for_status(
     token: str | None,
     *,
     workspace_id: int,
-    redact: Callable[[str], str],
 ) -> None:
-    """Nothing for a 2xx; else the exception the answer maps to (transient ones are retried by the caller)."""
+    """Nothing for a 2xx; else the exception the answer maps to (transient ones are retried by the caller).
+    ``body`` is already redacted (ClientBase._received)."""
     status = response.status_code
     if 200 <= status < 300:
         return
     code, detail = _error_detail(response, body)
-    detail = redact(detail)
     if status == 401 and call.authenticated:
         raise TokenRejected(call.endpoint, status, detail, code, token)
     if status == 403:
@@ -195,3 +195,89 @@ def _error_detail(response: httpx.Response, body: bytes) -> tuple[str | None, st
         return None, "empty body"
     content_type = response.headers.get("content-type", "no content type").split(";")[0]
     return None, f"non-JSON body ({content_type}): {excerpt(text)!r}"
+
+
+# --- writes that must not be applied twice ---------------------------------------------------------------------------
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SettleWindow:
+    """How long a write whose outcome is unknown is looked for (read back) before it counts as not applied.
+
+    Many APIs list a new record only some time after they created it (read-after-write lag): one read right after a
+    dropped connection misses a record that exists, and a re-send then creates it twice.
+
+    :param seconds: how long to keep reading back. A longer Retry-After or retry backoff lengthens the wait;
+        nothing shortens it.
+    :param poll_every: seconds between two read-backs.
+    """
+
+    seconds: float = 10.0
+    poll_every: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0 or self.poll_every <= 0:
+            raise ConsentioConfigError(f"the settle window must not be negative, nor its poll interval 0: {self}")
+
+
+def poll_until(read: Callable[[], R], done: Callable[[R], bool], seconds: float, poll_every: float) -> R:
+    """``read()`` every ``poll_every`` seconds until ``done`` says its answer is the one awaited, or ``seconds``
+    have passed; the last answer either way. The last read starts once the time is up, so it sees everything the
+    server shows by then. A transient failure of an earlier read only counts as "not yet"; of the last, it raises.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        last = time.monotonic() >= deadline
+        try:
+            answer = read()
+        except ConsentioTransientError as exc:
+            if last:
+                raise
+            log.warning("A read-back failed (%s); reading again in %.1fs", exc, poll_every)
+        else:
+            if last or done(answer):
+                return answer
+        time.sleep(max(0.0, min(poll_every, deadline - time.monotonic())))
+
+
+def send_at_most_once(
+    send: Callable[[], str],
+    find: Callable[[], str | None],
+    *,
+    what: str,
+    settle: SettleWindow,
+    policy: RetryPolicy,
+    attempts: int,
+) -> tuple[str, bool]:
+    """Send a write that must not be applied twice; after an unknown outcome, read back before any re-send.
+
+    ``send`` makes the write once (its call is never retried once the request may have reached the server) and
+    returns the ID of what it created; ``find`` reads back and returns that ID if the write was applied. After a
+    failure that leaves the outcome unknown (a dropped connection, a timeout, a 5xx), ``find`` is polled for the
+    settle window (lengthened by the server's Retry-After and the retry backoff); only if it never finds the write
+    is it sent again, and the read-back is repeated after every later failure.
+
+    :returns: the ID, and whether a read-back found it (the answer to the create was lost).
+    :raises ConsentioError: still not applied after ``attempts`` sends, each followed by a read-back.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return send(), False
+        except ConsentioTransientError as exc:
+            wait = max(settle.seconds, exc.retry_after or 0.0, policy.delay(attempt, exc.retry_after))
+            log.warning(
+                "%s: %s; reading back for up to %.1fs before deciding whether to send it again", what, exc, wait
+            )
+            found = poll_until(find, lambda answer: answer is not None, wait, settle.poll_every)
+            if found is not None:
+                log.warning("%s: the read-back found it created (%s): not sent again", what, found)
+                return found, True
+            if attempt == attempts:
+                raise ConsentioError(
+                    f"{what}: not created after {attempt} attempts ({exc}); the read-back found none within "
+                    f"{wait:.1f}s of the last one, so re-running is safe unless the API lists new ones later than that"
+                ) from exc
+            log.warning("%s: the read-back found none within %.1fs: sending it again", what, wait)
+    raise AssertionError("unreachable")

@@ -81,7 +81,7 @@ class ConsentioClient(ClientBase):
 
     def _json(self, call: Call) -> Any:
         response, body = self._exchange(call, self.settings.max_body_bytes)
-        return endpoints.json_value(call, response, body, self._secrets.redact)
+        return endpoints.json_value(call, response, body)
 
     def _write(self, call: Call) -> BatchResult:
         """A batch write's saved records and per-record errors (HTTP 200 on partial success)."""
@@ -91,24 +91,24 @@ class ConsentioClient(ClientBase):
         records: list[RawRecord] = []
         call: Call | None = listing.call
         while call is not None:
-            response, body = self._exchange(call, self.settings.max_list_bytes)
+            response, body = self._exchange(call, self.settings.max_list_bytes, as_sent=True)
             records += endpoints.raw_records(listing, response, body, self._secrets.redact)
             call = listing.next_page(body)
         return records
 
-    def _exchange(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    def _exchange(self, call: Call, limit: int, *, as_sent: bool = False) -> tuple[httpx.Response, bytes]:
         """Send ``call`` until it succeeds or the retry budget is spent; return the whole body (at most ``limit``)."""
         budget = RetryBudget(self.settings.retry, call)
         while True:
             try:
-                return self._attempt(call, limit)
+                return self._attempt(call, limit, as_sent)
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
             except ConsentioTransientError as error:
                 time.sleep(budget.next_delay(error))
 
-    def _attempt(self, call: Call, limit: int) -> tuple[httpx.Response, bytes]:
+    def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
         try:
             with self._http.stream(**self._request_args(call, token)) as response:
@@ -119,8 +119,7 @@ class ConsentioClient(ClientBase):
                         raise too_large(call.endpoint, limit)
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
-        self._check_status(call, response, bytes(body), token)
-        return response, bytes(body)
+        return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     # --- seller orders ---------------------------------------------------------------------------------------
 
@@ -183,12 +182,18 @@ class ConsentioClient(ClientBase):
         return created
 
     def find_orders_by_reference(self, start: datetime, end: datetime) -> dict[str, str]:
-        """Reference -> hash ID of the promoted orders created in [start, end) that carry a reference."""
-        return {
-            record.keys.external_id: record.keys.hash_id
-            for record in self._raw(self.api.orders_by_reference(start, end))
-            if record.keys.external_id
-        }
+        """Reference -> hash ID of the promoted orders created in [start, end) that carry a reference (the first
+        one listed, if a reference has several)."""
+        return {reference: hash_ids[0] for reference, hash_ids in self.orders_per_reference(start, end).items()}
+
+    def orders_per_reference(self, start: datetime, end: datetime) -> dict[str, list[str]]:
+        """Reference -> the hash IDs of every order created in [start, end) that carries it (one, unless an order
+        was created twice)."""
+        found: dict[str, list[str]] = {}
+        for record in self._raw(self.api.orders_by_reference(start, end)):
+            if record.keys.external_id:
+                found.setdefault(record.keys.external_id, []).append(record.keys.hash_id)
+        return found
 
     # --- the seller's catalogue ------------------------------------------------------------------------------
 

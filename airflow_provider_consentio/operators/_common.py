@@ -279,11 +279,20 @@ def validate_input(
 ) -> tuple[list[Any], list[str]]:
     """Validate every record before anything is sent; return the valid models and one line per invalid record.
 
+    Read-only and unknown fields are left out of the bodies (write_fields.py), named in one logged line.
+
     With ``on_invalid="fail"`` any invalid record raises :class:`ConsentioInvalidRecordsError` listing all of them.
     """
     from airflow_provider_consentio.models import validate_records
+    from airflow_provider_consentio.write_fields import DroppedFields
 
-    valid, problems = validate_records(model, records, key_field, source="record")
+    dropped = DroppedFields()
+    valid, problems = validate_records(model, records, key_field, source="record", dropped=dropped)
+    if dropped:
+        # One line per run, however many records hold them: an exported file sent back has them in every record.
+        log.info(
+            "Not sent (Consentio sets them, or does not know them; the count is of records): %s", dropped.describe()
+        )
     problem_lines = [str(problem) for problem in problems]
     if problems:
         message = f"{len(problems)} of {total} records from {source} are invalid:\n{listing(problem_lines, 'records')}"

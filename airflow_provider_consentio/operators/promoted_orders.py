@@ -1,18 +1,24 @@
 """Promoted orders: orders placed on behalf of buyers (POST /promoted-order), at most once each.
 
-Creating an order is not idempotent and the API documents no idempotency key: a retry after a dropped connection
-or a 5xx may create a second order, since the first request may have been applied. So each order carries the
-caller's ``reference`` (e.g. the ERP's order number), which comes back on the order, and:
+Creating an order is not idempotent and the API documents no idempotency key (nor that the create answer echoes
+anything of the request): a retry after a dropped connection or a 5xx may create a second order, since the first
+request may have been applied. So each order carries the caller's ``reference`` (e.g. the ERP's order number),
+which comes back on the order in the listing, and:
 
 1. before anything is sent, the orders created in the last ``lookback`` are read back, and every reference found
    there is not sent again (this covers a rerun of the task, or an Airflow retry after a crash);
 2. the create call itself is never repeated by the client once the request may have reached the server;
 3. after a failure that leaves the outcome unknown (a dropped connection, a timeout, a 5xx), the orders are read
-   back again before any re-send: if the reference is there the order exists, else it is sent again.
+   back until the reference appears or the ``settle_window`` has passed (a listing may show a new order only
+   seconds after creating it); only then is the order sent again, and the read-back repeats after every failure
+   (client/retry.py, ``send_at_most_once``);
+4. at the end an audit reads the whole window back once more (waiting up to ``audit_wait`` for the listing to show
+   every order this run created) and counts the orders of each reference: two or more fail the task, naming each
+   reference and its hash IDs so the extra ones can be cancelled.
 
-So each reference becomes exactly one order, whatever fails in between. What it cannot cover: two runs sending
-the same reference at the same moment (the DAG runs one at a time: ``max_active_tis_per_dag=1`` is the default
-here), and an API whose list lags behind its writes by more than the wait before a re-send.
+What the read-backs cannot prevent: two runs sending the same reference at the same moment (the DAG runs one at a
+time: ``max_active_tis_per_dag=1`` is the default here), and an API whose listing lags behind its writes by more
+than the settle window. The audit reports the second, loudly; it never passes silently.
 """
 
 from __future__ import annotations
@@ -22,26 +28,38 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioError, ConsentioTransientError
+from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioConfigError, ConsentioError
 from airflow_provider_consentio.lineage import input_file_datasets
 from airflow_provider_consentio.operators._common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioWriteOperator,
+    listing,
     plural,
     write_records,
 )
+from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_consentio.catalogue_models import PromotedOrder
     from airflow_provider_consentio.client import ConsentioClient
+    from airflow_provider_consentio.client.retry import SettleWindow
     from airflow_provider_consentio.models import BatchResult
 
 # Orders created this long after "now" are still searched: the server's clock may run ahead of the worker's.
 CLOCK_SKEW = timedelta(minutes=10)
 # Answers that refuse this one order (its content); they count against max_rejected.
 REFUSED_ORDER_STATUSES = (400, 409, 422)
+
+
+class ConsentioDuplicateOrdersError(ConsentioError, AirflowFailException):
+    """The audit found references with more than one order. Fails the task without its retries: a retry cannot
+    undo an order; someone must cancel the extra ones (``duplicates``: reference -> hash IDs)."""
+
+    def __init__(self, message: str, duplicates: dict[str, list[str]]):
+        super().__init__(message)
+        self.duplicates = duplicates
 
 
 class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
@@ -51,10 +69,19 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
     ``sku`` or ``ean_code``, ``amount``, optional ``unit``), optional ``delivery_method`` (delivery, pickup) and
     ``delivery_date``. An unknown e-mail creates an unregistered buyer.
 
-    Returns ``{"created", "already_existed", "orders": [{"reference", "hash_id", "new"}], "rejected", ...}``.
+    Returns ``{"created", "found_existing", "duplicates", "orders": [{"reference", "hash_id", "new"}],
+    "rejected", ...}``: ``created`` counts the orders this run created (``found_after_lost_answer`` of them were
+    found by a read-back after their answer was lost), ``found_existing`` those an earlier run had created (also
+    given as ``already_existed``, its former name), ``duplicates`` the references with more than one order (0: a
+    duplicate fails the task).
 
     :param orders: the records (templated), or ``input_path``: a .jsonl file of them.
     :param lookback: how far back the read-back looks for orders already created with a reference.
+    :param settle_window: after an unknown outcome, how long the orders are read back (every ``poll_every``) for
+        the order before it is sent again (seconds or a timedelta; default 10 s). Set it above the longest delay
+        with which the API lists a new order; a Retry-After or the connection's retry backoff lengthens it.
+    :param audit_wait: how long the final audit waits for the listing to show every order this run created.
+    :param poll_every: seconds between two read-backs while waiting.
     :param max_attempts: sends of one order whose outcome stayed unknown (each after a read-back found nothing).
     :param max_rejected: orders the API refuses (HTTP 4xx, e.g. an unknown product) tolerated before failing.
     """
@@ -68,6 +95,9 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         orders: Any = None,
         input_path: Any = None,
         lookback: timedelta = timedelta(days=2),
+        settle_window: timedelta | float = timedelta(seconds=10),
+        audit_wait: timedelta | float = timedelta(minutes=1),
+        poll_every: float = 0.5,
         max_attempts: int = 4,
         **kwargs: Any,
     ) -> None:
@@ -77,7 +107,16 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         self.orders = orders
         self.input_path = input_path
         self.lookback = lookback
+        self.settle_window = _seconds(settle_window, "settle_window")
+        self.audit_wait = _seconds(audit_wait, "audit_wait")
+        self.poll_every = poll_every
         self.max_attempts = max_attempts
+
+    @property
+    def settle(self) -> SettleWindow:
+        from airflow_provider_consentio.client.retry import SettleWindow
+
+        return SettleWindow(self.settle_window, self.poll_every)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.catalogue_models import PromotedOrder
@@ -85,7 +124,11 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
         raw, source = load_records(records=self.orders, input_path=self.input_path)
         client = self.hook.get_conn()
+        started = datetime.now(UTC)
         already_there: dict[str, str] = {}  # reference -> hash ID, for the input's orders found by the read-back
+        created: dict[str, str] = {}  # reference -> hash ID, for the orders this run created
+        found_after_lost_answer: list[str] = []
+        sent: list[str] = []
 
         def not_created_yet(orders: list[PromotedOrder]) -> list[PromotedOrder]:
             if not orders:
@@ -100,19 +143,35 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
                     plural(len(already_there), "order is", "orders are"),
                     ", ".join(list(already_there)[:50]),
                 )
-            return [order for order in orders if order.reference not in already_there]
+            to_send = [order for order in orders if order.reference not in already_there]
+            sent.extend(order.reference for order in to_send)
+            return to_send
 
-        result = write_records(
-            raw,
-            source=source,
-            what="promoted orders",
-            model=PromotedOrder,
-            key_field="reference",
-            send=lambda batch: self._send(client, batch),
-            policy=self.write_policy,
-            log=self.log,
-            hold_back=not_created_yet,
-        )
+        def send(batch: Sequence[PromotedOrder]) -> BatchResult:
+            return self._send(client, batch, created, found_after_lost_answer)
+
+        try:
+            result = write_records(
+                raw,
+                source=source,
+                what="promoted orders",
+                model=PromotedOrder,
+                key_field="reference",
+                send=send,
+                policy=self.write_policy,
+                log=self.log,
+                hold_back=not_created_yet,
+            )
+        except ConsentioError as failure:
+            # Orders may have been created before the failure: a duplicate among them is the worse news.
+            try:
+                self._audit(client, started, sent, {**already_there, **created}, check_listed=False)
+            except ConsentioDuplicateOrdersError as worse:
+                raise worse from failure
+            except ConsentioError as audit_failure:
+                self.log.warning("The audit after the failure could not run: %s", audit_failure)
+            raise
+        self._audit(client, started, sent, {**already_there, **created}, check_listed=True)
         self.record_lineage(
             input_file_datasets(self.input_path), [self.api_dataset("orders/promoted", len(result.saved))]
         )
@@ -121,7 +180,10 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         return {
             **result.counts(),
             "created": len(result.saved),
+            "found_existing": len(already_there),
             "already_existed": len(already_there),
+            "found_after_lost_answer": len(found_after_lost_answer),
+            "duplicates": 0,  # the audit fails the task on any
             "orders": orders[:SUMMARY_LISTS_AT_MOST],
             "rejected": [
                 {"reference": error.key, "reason": error.reason} for error in result.rejected[:SUMMARY_LISTS_AT_MOST]
@@ -129,50 +191,109 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             "invalid": result.invalid[:SUMMARY_LISTS_AT_MOST],
         }
 
+    def _audit(
+        self, client: ConsentioClient, started: datetime, sent: list[str], known: dict[str, str], *, check_listed: bool
+    ) -> None:
+        """Count the orders of every reference of this run in one more read-back of the whole window; raise
+        :class:`ConsentioDuplicateOrdersError` for two or more.
+
+        The listing may lag: it is read until it shows every order this run knows of (at most ``audit_wait``), so
+        that an order created by an attempt whose answer was lost, which is older, shows too.
+        """
+        from airflow_provider_consentio.client.retry import poll_until
+
+        references = set(sent) | set(known)
+        if not references:
+            return
+
+        def read() -> dict[str, list[str]]:
+            return client.orders_per_reference(started - self.lookback, datetime.now(UTC) + CLOCK_SKEW)
+
+        def shows_all(listed: dict[str, list[str]]) -> bool:
+            return all(hash_id in listed.get(reference, []) for reference, hash_id in known.items())
+
+        waited = time.monotonic()
+        listed = poll_until(read, shows_all, self.audit_wait, self.poll_every)
+        per_reference = {
+            reference: list(
+                dict.fromkeys([*listed.get(reference, []), *([known[reference]] if reference in known else [])])
+            )
+            for reference in references
+        }
+        duplicates = {reference: ids for reference, ids in sorted(per_reference.items()) if len(ids) > 1}
+        if duplicates:
+            raise ConsentioDuplicateOrdersError(
+                f"{plural(len(duplicates), 'reference has', 'references have')} more than one order in Consentio "
+                f"workspace {client.settings.workspace_id}: cancel the extra ones (the API listed new orders later "
+                f"than the settle window of {self.settle_window:.1f}s; raise it):\n"
+                + listing([f"{ref}: {', '.join(ids)}" for ref, ids in duplicates.items()], "references"),
+                duplicates,
+            )
+        unlisted = sorted(reference for reference, hash_id in known.items() if hash_id not in listed.get(reference, []))
+        if unlisted and check_listed:
+            raise ConsentioError(
+                f"The audit could not count the orders of {plural(len(unlisted), 'reference')}: the listing did not "
+                f"show them within {self.audit_wait:.0f}s (audit_wait). They were created: once the listing shows "
+                "them, a retry of this task finds them and sends nothing again:\n" + listing(unlisted, "references")
+            )
+        self.log.info(
+            "Audit: no reference of %d has more than one order in Consentio (the listing showed this run's orders "
+            "after %.1fs)",
+            len(references),
+            time.monotonic() - waited,
+        )
+
     def _read_back(self, client: ConsentioClient) -> dict[str, str]:
         now = datetime.now(UTC)
         return client.find_orders_by_reference(now - self.lookback, now + CLOCK_SKEW)
 
-    def _send(self, client: ConsentioClient, batch: Sequence[PromotedOrder]) -> BatchResult:
+    def _send(
+        self,
+        client: ConsentioClient,
+        batch: Sequence[PromotedOrder],
+        created: dict[str, str],
+        found_after_lost_answer: list[str],
+    ) -> BatchResult:
         from airflow_provider_consentio.models import BatchResult, RecordError
 
         saved, errors = [], []
         for order in batch:
             try:
-                saved.append({"reference": order.reference, "hash_id": self._create_once(client, order)})
+                hash_id, found = self._create_once(client, order)
             except ConsentioAPIError as exc:
                 if exc.status not in REFUSED_ORDER_STATUSES:  # e.g. 401/403: not about this order
                     raise
                 errors.append(RecordError(order.reference, exc.detail))
+                continue
+            created[order.reference] = hash_id
+            if found:
+                found_after_lost_answer.append(order.reference)
+            saved.append({"reference": order.reference, "hash_id": hash_id})
         return BatchResult(saved=saved, errors=errors)
 
-    def _create_once(self, client: ConsentioClient, order: PromotedOrder) -> str:
-        """Create ``order`` and return its hash ID; after an unknown outcome, read back before sending again."""
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                created = client.create_promoted_order(order)
-                return str(created.get("hash_id"))
-            except ConsentioTransientError as exc:
-                found = self._read_back(client).get(order.reference)
-                if found:
-                    self.log.warning(
-                        "Order %s: %s, but the read-back found it created (%s): not sent again",
-                        order.reference,
-                        exc,
-                        found,
-                    )
-                    return found
-                if attempt == self.max_attempts:
-                    raise ConsentioError(
-                        f"order {order.reference}: not created after {attempt} attempts ({exc}); the read-back "
-                        "found no order with this reference, so re-running is safe"
-                    ) from exc
-                delay = client.settings.retry.delay(attempt, exc.retry_after)
-                self.log.warning(
-                    "Order %s: %s; the read-back found no such order: sending it again in %.1fs",
-                    order.reference,
-                    exc,
-                    delay,
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+    def _create_once(self, client: ConsentioClient, order: PromotedOrder) -> tuple[str, bool]:
+        """Create ``order``: its hash ID, and whether a read-back found it after its answer was lost."""
+        from airflow_provider_consentio.client.retry import send_at_most_once
+
+        first_sent = datetime.now(UTC)
+
+        def find() -> str | None:
+            # Only orders created since the first send can be this one: a short window, cheap to poll.
+            now = datetime.now(UTC)
+            return client.find_orders_by_reference(first_sent - CLOCK_SKEW, now + CLOCK_SKEW).get(order.reference)
+
+        return send_at_most_once(
+            lambda: str(client.create_promoted_order(order).get("hash_id")),
+            find,
+            what=f"Order {order.reference}",
+            settle=self.settle,
+            policy=client.settings.retry,
+            attempts=self.max_attempts,
+        )
+
+
+def _seconds(value: timedelta | float, name: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ConsentioConfigError(f"{name} must be a timedelta or a number of seconds, 0 or more; got {value!r}")
+    return float(seconds)

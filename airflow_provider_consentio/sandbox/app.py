@@ -215,6 +215,7 @@ def create_app(sandbox: Sandbox) -> Any:
             raise ApiError(400, "invalid_request", f"status must be one of {', '.join(ORDER_STATUSES)}")
         with state.lock:
             orders = state.window(start, end, kind, status) if int(ws) == sandbox.config.workspace_id else []
+            orders = state.listed(orders, sandbox.faults.listing_lag)
             body = orders_body(orders)
         state.stats.orders_served += len(orders)
         return json_response(body)

@@ -4,11 +4,19 @@ A plan is a list of rules, each firing with a ``probability`` or on ``every`` Nt
 ``burst: n`` then also answers the next n - 1 matching requests the same way (an outage, not a blip):
 
 * ``429`` (with ``Retry-After: retry_after`` seconds), ``500``, ``502`` (an HTML page, like a proxy), ``503``;
+  with ``after_applying: true`` the request is handled first (a write is applied) and its answer replaced by
+  the error, as when a proxy times out on a server that went on working;
 * ``slow``: wait ``delay`` seconds, then answer normally;
 * ``drop``: answer normally (a write is applied) but cut the connection after the headers and half the body;
 * ``expire_token``: revoke the request's token, so it is answered 401 token_expired;
 * ``garbage``: answer 200 with a body that is not what the endpoint returns (``variant``: html, truncated,
-  empty or wrong_shape; default html).
+  empty or wrong_shape; default html);
+* ``echo_token``: answer normally, but quote the request's bearer token in every per-record error of a batch
+  answer (``"errors": [...]``), as some APIs echo request headers in their messages.
+
+The plan's ``listing_lag`` (seconds, default 0) makes the order listing (GET /order) show an order created through
+the API (POST /promoted-order, the admin's add) only that long after its creation: the read-after-write lag of many
+real APIs. It applies whatever the plan's ``paths`` and ``methods``.
 """
 
 from __future__ import annotations
@@ -23,8 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_consentio.sandbox.state import Stats
+from airflow_provider_consentio.sandbox.wire import decode, encode
 
-FAULT_KINDS = ("429", "500", "502", "503", "slow", "drop", "expire_token", "garbage")
+FAULT_KINDS = ("429", "500", "502", "503", "slow", "drop", "expire_token", "garbage", "echo_token")
+STATUS_KINDS = ("429", "500", "502", "503")
 GARBAGE_VARIANTS = ("html", "truncated", "empty", "wrong_shape")
 PARTNER_PREFIX = "/v2/partner"
 BAD_GATEWAY_HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -51,6 +61,7 @@ class Rule:
     delay: float = 1.0
     variant: str = "html"
     burst: int = 1
+    after_applying: bool = False
     matched: int = 0
     burst_left: int = 0
 
@@ -58,7 +69,8 @@ class Rule:
     def parse(cls, raw: Any) -> Rule:
         if not isinstance(raw, dict) or raw.get("kind") not in FAULT_KINDS:
             raise ValueError(f"each rule needs a kind in {', '.join(FAULT_KINDS)}")
-        unknown = set(raw) - {"kind", "probability", "every", "retry_after", "delay", "variant", "burst"}
+        fields = {"kind", "probability", "every", "retry_after", "delay", "variant", "burst", "after_applying"}
+        unknown = set(raw) - fields
         if unknown:
             raise ValueError(f"unknown rule field(s): {', '.join(sorted(unknown))}")
         rule = cls(**raw)
@@ -72,6 +84,8 @@ class Rule:
             raise ValueError("burst must be a positive integer")
         if rule.variant not in GARBAGE_VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(GARBAGE_VARIANTS)}")
+        if not isinstance(rule.after_applying, bool) or (rule.after_applying and rule.kind not in STATUS_KINDS):
+            raise ValueError(f"after_applying is true or false, and only for the kinds {', '.join(STATUS_KINDS)}")
         return rule
 
 
@@ -81,6 +95,7 @@ class FaultPlan:
     seed: int = 0
     paths: str | None = None
     methods: list[str] | None = None
+    listing_lag: float = 0.0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -88,7 +103,7 @@ class FaultPlan:
     def parse(cls, raw: Any) -> FaultPlan:
         if not isinstance(raw, dict):
             raise ValueError("the fault plan must be an object")
-        unknown = set(raw) - {"rules", "seed", "paths", "methods"}
+        unknown = set(raw) - {"rules", "seed", "paths", "methods", "listing_lag"}
         if unknown:
             raise ValueError(f"unknown plan field(s): {', '.join(sorted(unknown))}")
         plan = cls(
@@ -96,7 +111,10 @@ class FaultPlan:
             seed=int(raw.get("seed", 0)),
             paths=raw.get("paths"),
             methods=[m.upper() for m in raw["methods"]] if raw.get("methods") else None,
+            listing_lag=raw.get("listing_lag", 0.0),
         )
+        if isinstance(plan.listing_lag, bool) or not isinstance(plan.listing_lag, int | float) or plan.listing_lag < 0:
+            raise ValueError("listing_lag must be a number of seconds, 0 or more")
         if plan.paths:
             try:
                 re.compile(plan.paths)
@@ -110,6 +128,7 @@ class FaultPlan:
             "seed": self.seed,
             "paths": self.paths,
             "methods": self.methods,
+            "listing_lag": self.listing_lag,
             "rules": [
                 {k: v for k, v in rule.__dict__.items() if v is not None and k not in ("matched", "burst_left")}
                 for rule in self.rules
@@ -155,6 +174,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         stats.faults[rule.kind] += 1
+        if rule.after_applying:
+            await self.app(scope, receive, _discard)
         if rule.kind in ("429", "500", "503"):
             headers = [(b"retry-after", str(rule.retry_after).encode())] if rule.kind == "429" else []
             message = {"429": "rate limit exceeded", "500": "internal error", "503": "service unavailable"}[rule.kind]
@@ -169,11 +190,20 @@ class FaultMiddleware:
             await asyncio.sleep(rule.delay)
             await self.app(scope, receive, send)
         elif rule.kind == "expire_token":
-            token = dict(scope["headers"]).get(b"authorization", b"").decode().removeprefix("Bearer ").strip()
-            self.holder.issuer.revoke(token)
+            self.holder.issuer.revoke(_bearer_token(scope))
             await self.app(scope, receive, send)
+        elif rule.kind == "echo_token":
+            await self.app(scope, receive, _TokenEchoingSend(send, _bearer_token(scope)))
         else:  # drop
             await self.app(scope, receive, _DroppingSend(send))
+
+
+def _bearer_token(scope: dict[str, Any]) -> str:
+    return str(dict(scope["headers"]).get(b"authorization", b"").decode().removeprefix("Bearer ").strip())
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    """The answer of a request whose reply a fault replaces: the write is applied, nothing reaches the client."""
 
 
 def _garbage(variant: str) -> tuple[bytes, bytes]:
@@ -221,3 +251,36 @@ class _DroppingSend:
             {"type": "http.response.body", "body": bytes(self._body[: len(self._body) // 2]), "more_body": True}
         )
         raise DroppedConnection("connection dropped by the sandbox's fault plan")
+
+
+class _TokenEchoingSend:
+    """Holds the answer back and, if it is a batch answer with per-record errors, quotes the token in each one."""
+
+    def __init__(self, send: Any, token: str):
+        self._send = send
+        self._token = token
+        self._start: dict[str, Any] | None = None
+        self._body = bytearray()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self._start = message
+            return
+        self._body += message.get("body", b"")
+        if message.get("more_body"):
+            return
+        body = self._echoed(bytes(self._body))
+        start = self._start or {"type": "http.response.start", "status": 200, "headers": []}
+        headers = [(name, value) for name, value in start.get("headers", []) if name.lower() != b"content-length"]
+        await self._send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await self._send({"type": "http.response.body", "body": body})
+
+    def _echoed(self, body: bytes) -> bytes:
+        try:
+            answer = decode(body)
+        except (ValueError, UnicodeDecodeError):
+            return body
+        if not isinstance(answer, dict) or not isinstance(answer.get("errors"), list) or not answer["errors"]:
+            return body
+        answer["errors"] = [f"{error} (request authorised by Bearer {self._token})" for error in answer["errors"]]
+        return encode(answer)

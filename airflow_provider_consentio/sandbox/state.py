@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import random
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -51,6 +52,9 @@ class StoredOrder:
     created_ts: float
     pending_edit: bool = False
     edit_count: int = 0
+    # time.monotonic() when added through the API or the admin (0 for the generated data): what a listing lag
+    # (the fault plan's listing_lag) counts from.
+    added_at: float = 0.0
     _json: bytes | None = field(default=None, repr=False)
 
     @property
@@ -131,6 +135,13 @@ class State:
         selected = orders[bisect.bisect_left(times, start.timestamp()) : bisect.bisect_left(times, end.timestamp())]
         return [o for o in selected if o.data["status"] == status] if status else selected
 
+    def listed(self, orders: list[StoredOrder], lag: float) -> list[StoredOrder]:
+        """``orders`` as a listing that lags ``lag`` seconds behind the writes shows them."""
+        if not lag:
+            return orders
+        shown_until = time.monotonic() - lag
+        return [order for order in orders if order.added_at <= shown_until]
+
     def order(self, hash_id: str) -> StoredOrder:
         stored = self.orders.get(hash_id)
         if stored is None:
@@ -149,7 +160,9 @@ class State:
             for _ in range(count):
                 data = self.generator.order(self.next_order_id, created_at, kind, status)
                 data.update({k: v for k, v in overrides.items() if k in data and k not in ("id", "hash_id", "items")})
-                added.append(self._add(data, kind))
+                stored = self._add(data, kind)
+                stored.added_at = time.monotonic()
+                added.append(stored)
             return added
 
     def edit(self, hash_id: str, at: datetime | None = None) -> StoredOrder:

@@ -81,5 +81,11 @@ with scenario_dag("t_export_clients", clients_path="/tmp/unused.jsonl", addresse
 
 with scenario_dag("t_promoted_orders", orders=None, input_path=None):
     ConsentioCreatePromotedOrdersOperator(
-        task_id="promote", orders="{{ params.orders }}", input_path="{{ params.input_path }}", max_rejected=5
+        task_id="promote",
+        orders="{{ params.orders }}",
+        input_path="{{ params.input_path }}",
+        max_rejected=5,
+        # The sandbox lists new orders at once unless a test sets a lag: a 5xx before the order was applied need
+        # not wait the default 10 s before the re-send.
+        settle_window=0.3,
     )

@@ -276,6 +276,55 @@ def test_clients_and_addresses_export(run_dag, sandbox, make_client, tmp_path):
     }
 
 
+def test_exported_clients_addresses_and_products_upsert_back_unchanged_and_change_nothing(
+    run_dag, sandbox, make_client, tmp_path
+):
+    """A round trip: each exported file, with a field the API added and the read-only ones, is sent back as is."""
+    seed(make_client, 20, "products", "clients")
+    make_client().upsert_addresses([ClientAddress.model_validate(address(n)) for n in range(20)])
+    held = sandbox.state.catalogue
+    for number, record in enumerate([*held.clients.values(), *held.addresses.values()]):
+        record["x_crm"] = {"segment": "horeca", "score": number}  # a field the API added, unknown to the provider
+    for product_record in held.products.values():
+        product_record["x_crm"] = "CRM-7"  # products keep unknown fields (sent back as they came)
+    before = catalogue(sandbox)
+    now = datetime.now(UTC)
+    exports = {
+        "clients_path": str(tmp_path / "clients.jsonl"),
+        "addresses_path": str(tmp_path / "addresses.jsonl"),
+    }
+    assert run_dag("t_export_clients", **exports).succeeded
+    products_path = str(tmp_path / "products.jsonl")
+    window = {"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}
+    assert run_dag("t_export_products", output_path=products_path, **window).succeeded
+    assert all(b'"x_crm"' in line for line in (tmp_path / "clients.jsonl").read_bytes().splitlines())
+
+    runs = {
+        "t_upsert_clients": exports["clients_path"],
+        "t_upsert_addresses": exports["addresses_path"],
+        "t_upsert_products_json": products_path,
+    }
+    for dag_id, path in runs.items():
+        result = run_dag(dag_id, input_path=path)
+        assert result.succeeded, result.output[-3000:]
+        assert result.xcoms["upsert"]["invalid_count"] == 0 and result.xcoms["upsert"]["rejected"] == []
+        not_sent = [line for line in result.output.splitlines() if "Not sent (Consentio sets them" in line]
+        assert len(not_sent) == 1, (dag_id, not_sent)  # one line for the run, not one per record
+        if dag_id != "t_upsert_products_json":
+            assert "unknown fields x_crm (20)" in not_sent[0], not_sent
+        assert "created_at (20)" in not_sent[0] and "updated_at (20)" in not_sent[0], not_sent
+    assert catalogue(sandbox) == before  # nothing changed: not a value, not one updated_at
+
+
+def test_a_misspelt_field_is_still_an_error_naming_the_record(run_dag, sandbox):
+    records = [{**client(1), "client_nmae": "Bäckerei Typo"}, {**client(2), "x_crm": "dropped"}]
+    result = run_dag("t_upsert_clients", records=records)
+    assert result.state == "failed"
+    assert "- C-00001: client_nmae is not a known field (did you mean client_name?)" in result.output
+    assert "1 of 2 records" in result.output and "Nothing was sent" in result.output
+    assert catalogue(sandbox)["clients"] == {}
+
+
 # --- promoted orders ----------------------------------------------------------------------------------------------
 
 
@@ -315,12 +364,13 @@ def test_a_5xx_before_the_order_was_applied_sends_it_again_once(run_dag, sandbox
     assert result.succeeded, result.output[-3000:]
     assert [orders_with(sandbox, f"ERP-{n}") for n in range(3)] == [1, 1, 1]
     assert result.xcoms["promote"]["created"] == 3
-    assert "the read-back found no such order: sending it again" in result.output
+    assert "the read-back found none within" in result.output and "sending it again" in result.output
 
     httpx.delete(f"{sandbox.base_url}/_sandbox/faults", timeout=10).raise_for_status()
     again = run_dag("t_promoted_orders", orders=orders)
     assert again.succeeded, again.output[-3000:]
-    assert (again.xcoms["promote"]["created"], again.xcoms["promote"]["already_existed"]) == (0, 3)
+    assert (again.xcoms["promote"]["created"], again.xcoms["promote"]["found_existing"]) == (0, 3)
+    assert again.xcoms["promote"]["already_existed"] == 3  # the former name of found_existing still works
     assert [orders_with(sandbox, f"ERP-{n}") for n in range(3)] == [1, 1, 1]
 
 

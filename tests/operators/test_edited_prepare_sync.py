@@ -114,7 +114,7 @@ def test_invalid_references_are_all_named_and_nothing_is_sent(run_dag, sandbox):
         {"hash_id": "h-empty"},
         {"hash_id": "h-long", "external_status": "S" * 33},
         {"external_id": "no-hash"},
-        {"hash_id": "h-extra", "external_id": "x", "colour": "red"},
+        {"hash_id": "h-extra", "external_id": "x", "extrnal_status": "done"},
     ]
     result = run_dag("t_sync_external", references=references)
     assert result.state == "failed"
@@ -123,7 +123,7 @@ def test_invalid_references_are_all_named_and_nothing_is_sent(run_dag, sandbox):
         "h-empty: sets nothing",
         "h-long: external_status",
         "record #4: hash_id is required",
-        "h-extra: colour is not a known field",
+        "h-extra: extrnal_status is not a known field (did you mean external_status?)",
         "Nothing was sent",
     ):
         assert expected in result.output

@@ -241,7 +241,10 @@ DAG_CASES = [
         upsert("PN-BAD: start_date must be a date in YYYY-MM-DD form, got '01.03.2025'", start_date="01.03.2025"),
         id="need-start-date-not-iso",
     ),
-    pytest.param(upsert("PN-BAD: colour is not a known field", colour="red"), id="need-unknown-field"),
+    pytest.param(
+        upsert("PN-BAD: quantity_units is not a known field (did you mean quantity_unit?)", quantity_units="kg"),
+        id="need-misspelt-field",
+    ),
     # --- input files
     pytest.param(
         upsert_file(

@@ -120,6 +120,50 @@ def test_a_failed_and_a_successful_run_leave_no_secret_anywhere(
     assert all(secret_hygiene.find(f"x{secret}x") for secret in (sandbox.api_key, *issued))
 
 
+def rejected_address(n: int) -> dict[str, Any]:
+    """An address the sandbox rejects per record (HTTP 200): its client does not exist."""
+    return {
+        "external_id": f"ADDR-REJ-{n}",
+        "client_external_id": f"CLI-NOPE-{n}",
+        "street": "Calle Mayor 1",
+        "city": "Sevilla",
+        "postal_code": "41001",
+        "country": "ES",
+    }
+
+
+def test_a_token_echoed_in_per_record_errors_reaches_no_log_xcom_or_error(
+    run_dag, sandbox, issued, debug_logging, secret_hygiene
+):
+    """The sandbox quotes the request's bearer token in every per-record error of a 200 batch answer, as some
+    APIs echo request headers: tolerated rejections (XCom, log) and too many (the task's error) both show none."""
+    plan = {"paths": "/client/address$", "rules": [{"kind": "echo_token", "every": 1}]}
+    httpx.put(f"{sandbox.base_url}/_sandbox/faults", json=plan, timeout=10).raise_for_status()
+
+    tolerated = run_dag("t_upsert_addresses", records=[rejected_address(n) for n in range(3)])
+    refused = run_dag("t_upsert_addresses", "2025-03-13", records=[rejected_address(n) for n in range(6)])
+
+    assert tolerated.succeeded, tolerated.output[-3000:]
+    assert refused.state == "failed" and "Consentio rejected 6 of 6 addresses" in refused.output
+    assert sandbox.state.stats.faults["echo_token"] == 2  # both answers quoted the token
+    echoed = "not found (create clients before their addresses) (request authorised by Bearer ***)"
+    reasons = [rejection["reason"] for rejection in tolerated.xcoms["upsert"]["rejected"]]
+    assert reasons == [f"client CLI-NOPE-{n} {echoed}" for n in range(3)]  # the echo arrived, redacted
+    assert f"- ADDR-REJ-5: client CLI-NOPE-5 {echoed}" in refused.output
+    secrets = {"API key": sandbox.api_key, **{f"token #{n}": token for n, token in enumerate(issued, start=1)}}
+    scanner = scanner_for(secret_hygiene, secrets)
+    assert len(issued) >= 2
+    for where, text in {
+        "tolerated run output": tolerated.output,
+        "refused run output": refused.output,
+        "exception text": "\n".join(TASK_ERROR.findall(refused.output)),
+        "XComs": json.dumps([tolerated.xcoms, refused.xcoms], default=str),
+    }.items():
+        assert scanner.find(text) == [], where
+    scanner.check_airflow_home(Path(os.environ["AIRFLOW_HOME"]))  # every table but `connection`, every task log
+    assert scanner.leaks == []
+
+
 def test_reprs_and_errors_of_the_hook_client_and_settings_hide_the_secrets(
     sandbox, consentio_connection, issued, make_client, caplog, secret_hygiene
 ):

@@ -84,6 +84,46 @@ def test_drop_cuts_the_connection_after_applying_a_write(http, sandbox, auth):
     assert http.get("/_sandbox/stats").json()["faults"] == {"drop": 1}
 
 
+def test_a_503_after_applying_answers_the_error_but_the_write_is_done(http, sandbox, auth):
+    hash_id = sandbox.state.window(DAY, DAY + timedelta(days=1), "sale", "accepted")[0].data["hash_id"]
+    set_faults(http, {"kind": "503", "every": 1, "after_applying": True}, methods=["PUT"])
+    body = {"orders": [{"hash_id": hash_id, "external_id": "ERP-503", "external_status": "imported"}]}
+    response = http.put(f"/v2/partner/{sandbox.workspace_id}/order/external", json=body, headers=auth)
+    assert (response.status_code, response.json()["error"]) == (503, "unavailable")
+    assert http.get(f"/_sandbox/orders/{hash_id}").json()["admin"]["external_id"] == "ERP-503"
+
+
+def test_a_listing_lag_shows_a_new_order_only_after_the_delay(http, sandbox, auth, orders_path):
+    set_faults(http, listing_lag=0.5)
+    now = datetime.now(UTC)
+    added = http.post("/_sandbox/orders", json={"created_at": now.isoformat(), "kind": "sale"})
+    assert added.status_code in (200, 201), added.text
+    hash_id = added.json()["hash_id"]
+    window = {"from": (now - timedelta(minutes=1)).isoformat(), "to": (now + timedelta(minutes=1)).isoformat()}
+
+    def listed() -> list[str]:
+        answer = http.get(orders_path, params={**window, "kind": "sale"}, headers=auth)
+        return [order["hash_id"] for order in answer.json()]
+
+    assert listed() == []  # at once: not yet
+    assert http.get(f"/_sandbox/orders/{hash_id}").status_code == 200  # it exists all the same
+    deadline = time.monotonic() + 5
+    while hash_id not in listed() and time.monotonic() < deadline:
+        time.sleep(0.05)  # polls the state it waits for, the listing showing the order
+    assert listed() == [hash_id]
+    assert sandbox.state.orders[hash_id].added_at <= time.monotonic() - 0.5
+
+
+def test_echo_token_quotes_the_bearer_token_in_per_record_errors(http, sandbox, auth):
+    set_faults(http, {"kind": "echo_token", "every": 1})
+    body = {"orders": [{"hash_id": "no-such-order", "external_id": "ERP-X", "external_status": "imported"}]}
+    response = http.put(f"/v2/partner/{sandbox.workspace_id}/order/external", json=body, headers=auth)
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error.startswith("no-such-order: ") and error.endswith(f"(request authorised by {auth['Authorization']})")
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
 def test_expire_token_revokes_the_token_of_the_request(http, auth, orders_path):
     set_faults(http, {"kind": "expire_token", "every": 2})
     assert http.get(orders_path, params=WINDOW, headers=auth).status_code == 200
@@ -174,6 +214,10 @@ def test_the_plan_reads_back_as_set(http):
         {"rules": [{"kind": "500", "every": 2, "burst": 0}]},
         {"rules": [{"kind": "garbage", "every": 1, "variant": "poetry"}]},
         {"rules": [{"kind": "500", "every": 1, "colour": "red"}]},
+        {"rules": [{"kind": "drop", "every": 1, "after_applying": True}]},
+        {"rules": [{"kind": "503", "every": 1, "after_applying": "yes"}]},
+        {"rules": [], "listing_lag": -1},
+        {"rules": [], "listing_lag": "2s"},
         {"rules": [], "paths": "("},
         {"rulez": []},
         ["not", "an", "object"],

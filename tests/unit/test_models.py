@@ -42,7 +42,7 @@ GOOD = {
         ({"storage_location_code": "W" * 21}, "storage_location_code string should have at most 20 characters"),
         ({"tender_kind": "flash"}, "tender_kind input should be"),
         ({"metadata": ["a"]}, "metadata input should be a valid dictionary"),
-        ({"colour": "red"}, "colour is not a known field"),
+        ({"quantiti": 5}, "quantiti is not a known field (did you mean quantity?)"),
     ],
 )
 def test_each_documented_rule_is_enforced_and_named(change, reason):
@@ -50,6 +50,22 @@ def test_each_documented_rule_is_enforced_and_named(change, reason):
     assert valid == []
     [problem] = problems
     assert reason in str(problem)
+
+
+def test_unknown_and_read_only_fields_are_dropped_and_counted_a_misspelling_is_named():
+    from airflow_provider_consentio.write_fields import DroppedFields
+
+    exported = {**GOOD, "id": 7, "created_at": "2025-01-01T00:00:00Z", "updated_at": "x", "x_crm": {"a": 1}}
+    dropped = DroppedFields()
+    valid, problems = validate_records(
+        PurchaseNeed, [exported, {**exported, "code": "PN-2"}, {**GOOD, "code": "PN-3", "extrnal_status": "o"}],
+        "code", dropped=dropped,
+    )  # fmt: skip
+    assert [need.code for need in valid] == [GOOD["code"], "PN-2"] and "x_crm" not in valid[0].to_wire()
+    assert [str(problem) for problem in problems] == [
+        "PN-3: extrnal_status is not a known field (did you mean external_status?)"
+    ]
+    assert dropped.describe() == "unknown fields x_crm (2); read-only fields created_at (2), id (2), updated_at (2)"
 
 
 def test_missing_fields_are_all_listed_and_the_record_named_by_position():
