@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ from airflow_provider_consentio.errors import (
     ConsentioAuthError,
     ConsentioConfigError,
     ConsentioNotFoundError,
+    ConsentioTLSError,
     ConsentioTransientError,
 )
 
@@ -140,12 +142,28 @@ def raise_for_status(
     raise ConsentioAPIError(call.endpoint, status, detail, code)
 
 
-def transport_error(call: Call, exc: httpx.TransportError) -> ConsentioTransientError:
+def transport_error(call: Call, exc: httpx.TransportError) -> ConsentioTransientError | ConsentioTLSError:
+    verification = _certificate_failure(exc)
+    if verification is not None:
+        return ConsentioTLSError(
+            f"{call.endpoint} failed: the server's TLS certificate could not be verified ({verification}). "
+            "If the server uses a private CA, set the connection's ca_bundle to its CA file."
+        )
     return ConsentioTransientError(
         f"{call.endpoint} failed: {type(exc).__name__}: {exc or 'no detail'}",
         # These fail before the request is written, so even a non-idempotent call may be sent again.
         request_not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout),
     )
+
+
+def _certificate_failure(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, found in the exception's chain; None for any other failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
