@@ -166,7 +166,9 @@ class Check:
         self.out = out
 
     def run(self, since: timedelta, now: datetime | None = None) -> int:
-        end = (now or datetime.now(UTC)).astimezone(UTC)
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        # Whole seconds, rounded up: readable, and nothing written before the check starts falls outside.
+        end = moment.replace(microsecond=0) + (timedelta(seconds=1) if moment.microsecond else timedelta(0))
         start = end - since
         settings = self.client.settings
         try:
@@ -181,7 +183,9 @@ class Check:
             f"Logged in to Consentio workspace {settings.workspace_id}{name} at {settings.base_url} "
             f"(API key masked); token lifetime {_lifetime(lifetime)}"
         )
-        self._line(f"Window: [{endpoints.rfc3339(start, 'start')}, {endpoints.rfc3339(end, 'end')}) ({since})\n")
+        self._line(
+            f"Window: [{endpoints.rfc3339(start, 'start')}, {endpoints.rfc3339(end, 'end')}) ({_duration(since)})\n"
+        )
         reports = [self.probe(probe, start, end) for probe in probes(self.client.api, start, end)]
         for report in reports:
             self.print_report(report)
@@ -312,6 +316,13 @@ def _listed(findings: list[Finding], records: int | None, brief: bool = False) -
         text = finding.difference.field if brief else str(finding.difference)
         parts.append(f"{text} [{counted}]")
     return "; ".join(parts)
+
+
+def _duration(span: timedelta) -> str:
+    hours, seconds = divmod(int(span.total_seconds()), 3600)
+    days, hours = divmod(hours, 24)
+    parts = [(days, "d"), (hours, "h"), (seconds // 60, "m"), (seconds % 60, "s")]
+    return "--since " + ("".join(f"{value}{unit}" for value, unit in parts if value) or "0s")
 
 
 def _lifetime(seconds: float | None) -> str:
