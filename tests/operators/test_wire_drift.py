@@ -6,7 +6,6 @@ op.execute() against the in-process sandbox answering with one assumption change
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 
@@ -108,9 +107,16 @@ def test_the_operator_fails_naming_the_endpoint_and_the_difference(drift, tmp_pa
     assert not out.exists() and not list(tmp_path.iterdir())  # nothing half-written
 
 
+class OutletEvents:
+    """Where execute() records its Asset event: any Asset gets an accessor (Airflow 3.1's Assets do not hash)."""
+
+    def __getitem__(self, asset):
+        return SimpleNamespace()
+
+
 @pytest.mark.parametrize("operator", [export_orders, export_needs, edited_orders, export_products])
 def test_without_drift_the_same_operators_succeed(drift, tmp_path, operator):
     drift()
     out = tmp_path / "export.jsonl"
-    summary = operator(out).execute({"outlet_events": defaultdict(SimpleNamespace)})  # Asset events land there
+    summary = operator(out).execute({"outlet_events": OutletEvents()})
     assert summary["count"] > 0 and out.read_bytes().count(b"\n") >= summary["count"]
