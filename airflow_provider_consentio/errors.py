@@ -53,13 +53,21 @@ class ConsentioTransientError(ConsentioError):
     """A failure worth retrying: 429, 5xx, a timeout or a dropped connection.
 
     Raised to the caller only once the retry budget is spent; ``retry_after`` carries the server's hint, and
-    ``request_not_sent`` says the request never left this machine (so even a non-idempotent call may be repeated).
+    ``request_not_sent`` says the request never left this machine (so even a non-idempotent call may be repeated);
+    ``status`` is the HTTP status of the answer, when there was one.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, request_not_sent: bool = False):
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        request_not_sent: bool = False,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.request_not_sent = request_not_sent
+        self.status = status
 
 
 class ConsentioResponseError(ConsentioError):

@@ -30,7 +30,6 @@ from airflow_provider_consentio.client.auth import token_from_session
 from airflow_provider_consentio.client.endpoints import Listing, PartnerAPI
 from airflow_provider_consentio.client.shapes import Difference
 from airflow_provider_consentio.errors import (
-    ConsentioAPIError,
     ConsentioAuthError,
     ConsentioError,
     ConsentioResponseError,
@@ -128,6 +127,13 @@ class EndpointReport:
     rate_limits: dict[str, str] = field(default_factory=dict)
     findings: dict[tuple[str, str, bool], Finding] = field(default_factory=dict)
     error: str | None = None
+    # The operators that cannot read the listing at all (it answered an error or no JSON).
+    unread_by: set[str] = field(default_factory=set)
+
+    def failed(self, error: str, probe: Probe) -> EndpointReport:
+        self.error = error
+        self.unread_by = {name for _, names in probe.readers for name in names}
+        return self
 
     def add(self, difference: Difference, operators: Sequence[str], *, counted: bool = True) -> None:
         """Record a difference of one record (or of the answer); ``counted=False``: seen already, by another reader."""
@@ -143,7 +149,7 @@ class EndpointReport:
 
     @property
     def broken_operators(self) -> set[str]:
-        return {name for finding in self.findings.values() for name in finding.operators}
+        return self.unread_by | {name for finding in self.findings.values() for name in finding.operators}
 
     @property
     def breaking(self) -> list[Finding]:
@@ -152,7 +158,7 @@ class EndpointReport:
     @property
     def verdict(self) -> str:
         if self.error is not None:
-            return "FAIL" if self.broken_operators or self.status is None else "ERROR"
+            return "ERROR"
         if self.broken_operators:
             return "FAIL"
         return "WARN" if self.breaking else "OK"
@@ -200,17 +206,15 @@ class Check:
             response, body = self.client.exchange(call)
         except ConsentioError as exc:
             report.latency_ms = (time.perf_counter() - began) * 1000
-            report.status = exc.status if isinstance(exc, ConsentioAPIError) else None
-            report.error = str(exc)
-            return report
+            report.status = getattr(exc, "status", None)  # an API error or a 429/5xx; None: never answered
+            return report.failed(str(exc), probe)
         report.latency_ms = (time.perf_counter() - began) * 1000
         report.status = response.status_code
         report.rate_limits = shapes.rate_limit_headers(response.headers)
         try:
             value = endpoints.json_value(call, response, body, self.client.redact)
         except ConsentioResponseError as exc:
-            report.error = str(exc)
-            return report
+            return report.failed(str(exc), probe)
         for number, (listing, operators) in enumerate(probe.readers):
             self._compare(report, listing, operators, response, body, value, first_reader=number == 0)
         if probe.over is not None and report.records:
@@ -274,6 +278,7 @@ class Check:
         self._line(f"        {status} · {records} · {latency} · rate-limit headers: {limits}")
         if report.error is not None:
             self._line(f"        error: {report.error}")
+            self._line(f"        breaks: {', '.join(sorted(report.broken_operators)) or 'no operator'}")
             return
         missing = [f for f in report.breaking if f.difference.problem.startswith("missing")]
         shape = [f for f in report.breaking if f.difference.field.startswith("(")]

@@ -96,7 +96,7 @@ class RetryBudget:
         self._retries += 1
         if self._retries > self._policy.max_retries:
             raise ConsentioTransientError(
-                f"{error} (gave up after {self._policy.max_retries} retries)", error.retry_after
+                f"{error} (gave up after {self._policy.max_retries} retries)", error.retry_after, status=error.status
             ) from error
         delay = self._policy.delay(self._retries, error.retry_after)
         elapsed = time.monotonic() - self._started
@@ -105,6 +105,7 @@ class RetryBudget:
                 f"{error} (gave up: waiting {delay:.1f}s more would pass the {self._policy.max_elapsed:.0f}s "
                 "retry budget)",
                 error.retry_after,
+                status=error.status,
             ) from error
         log.warning("%s; retry %d/%d in %.2fs", error, self._retries, self._policy.max_retries, delay)
         return delay
@@ -137,7 +138,9 @@ def raise_for_status(
         raise ConsentioNotFoundError(call.endpoint, status, detail, code)
     if status in (408, 429) or status >= 500:
         raise ConsentioTransientError(
-            f"{call.endpoint} -> HTTP {status}: {f'{code}: ' if code else ''}{detail}", _retry_after(response)
+            f"{call.endpoint} -> HTTP {status}: {f'{code}: ' if code else ''}{detail}",
+            _retry_after(response),
+            status=status,
         )
     raise ConsentioAPIError(call.endpoint, status, detail, code)
 

@@ -22,8 +22,10 @@ import pytest
 from airflow_provider_consentio.catalogue_models import Client, ClientAddress, Product
 from airflow_provider_consentio.cli.check import check, parse_duration
 from airflow_provider_consentio.client import ConsentioClient, ConsentioSettings, TokenCache
+from airflow_provider_consentio.client.shapes import rate_limit_headers
 from airflow_provider_consentio.models import PurchaseNeed
 from airflow_provider_consentio.sandbox import SandboxConfig, SandboxServer
+from airflow_provider_consentio.sandbox.faults import FaultPlan
 
 TITLES = (
     "sale orders",
@@ -165,6 +167,32 @@ def test_a_difference_no_operator_reads_only_warns(recent_sandbox, monkeypatch):
         "Verdict: OK: all 8 listings of workspace 1001 answer as the provider assumes (differences that break no "
         "operator: export template methods)"
     )
+
+
+def test_a_listing_that_answers_an_error_fails_its_operators(recent_sandbox):
+    server = drifted(recent_sandbox)
+    server.sandbox.faults = FaultPlan.parse({"rules": [{"kind": "503", "every": 1}], "paths": "/client$"})
+    code, output = run_check(server)
+    assert code == 1, output
+    report = block(output, "clients")
+    assert report.splitlines()[:4] == [
+        "[ERROR] clients: GET /v2/partner/1001/client",
+        "        HTTP 503 · no records read · "
+        + report.splitlines()[1].split(" · ")[2]
+        + " · rate-limit headers: none",
+        "        error: GET /v2/partner/1001/client -> HTTP 503: unavailable: service unavailable (gave up after 0 "
+        "retries)",
+        "        breaks: ConsentioExportClientsOperator",
+    ]
+    assert block(output, "addresses").startswith("[OK   ]")  # /client$ only
+    assert output.splitlines()[-1] == (
+        "Verdict: FAIL: 1 of 8 listings differ (clients); this breaks ConsentioExportClientsOperator"
+    )
+
+
+def test_rate_limit_headers_are_the_ones_named_so():
+    headers = {"X-RateLimit-Remaining": "4", "RateLimit-Limit": "100", "Retry-After": "2", "X-Request-Id": "abc"}
+    assert rate_limit_headers(headers) == {"X-RateLimit-Remaining": "4", "RateLimit-Limit": "100", "Retry-After": "2"}
 
 
 def test_a_wrong_key_is_one_line(recent_sandbox):
