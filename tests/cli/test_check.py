@@ -394,3 +394,30 @@ def test_airflow_consentio_check_runs_through_the_provider_cli(sandbox_process):
     assert "[OK   ] edited orders: GET /v2/partner/1001/order/edited" in out
     assert out.splitlines()[-1] == "Verdict: OK: all 8 listings of workspace 1001 answer as the provider assumes"
     assert key not in out + err
+
+
+def test_every_operator_the_check_names_exists():
+    """The names in a `breaks:` line are the provider's own classes (a renamed operator would leave a stale name)."""
+    import importlib
+
+    from airflow_provider_consentio.cli.check import probes
+    from airflow_provider_consentio.client.endpoints import PartnerAPI
+    from airflow_provider_consentio.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    modules = [
+        importlib.import_module(module)
+        for section in ("operators", "sensors", "triggers")
+        for entry in info[section]
+        for module in entry["python-modules"]
+    ]
+    now = datetime.now(UTC)
+    named = {
+        name.split("(")[0]
+        for probe in probes(PartnerAPI(1001, "key"), now - timedelta(days=1), now)
+        for _, names in probe.readers
+        for name in names
+    }
+    assert len(named) >= 10
+    missing = {name for name in named if not any(hasattr(module, name) for module in modules)}
+    assert not missing, missing
