@@ -288,8 +288,10 @@ class UntrustedTLSServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() the thread waits in (close() alone does not)
         self.sock.close()
         self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
 
 
 def self_signed_certificate(workdir: Path) -> tuple[Path, Path]:
