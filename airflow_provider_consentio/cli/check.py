@@ -37,8 +37,7 @@ from airflow_provider_consentio.errors import (
 )
 
 OK, DIFFERS, UNREACHABLE = 0, 1, 2
-DEFAULT_SINCE = "1d"
-# A check reports what it meets (a 429 included, with its headers): no retry, so a failure shows at once.
+# A check reports what it meets (a 429 or a 503 included, with its status): no retry, so a failure shows at once.
 CHECK_RETRIES = RetryPolicy(max_retries=0)
 
 # Who reads each listing: the operators a breaking difference there would fail.

@@ -11,9 +11,13 @@ CHECK_HELP = (
     "Log in, call every listing the operators read over a short recent window, and compare each answer with what "
     "the provider assumes (read-only). Exits 1 when a difference would break an operator, 2 when it cannot log in."
 )
+DEFAULT_SINCE = "1d"
 CHECK_ARGS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--conn-id",), {"help": "the Consentio connection (default consentio_default)", "default": "consentio_default"}),
-    (("--since",), {"help": "how far back the window starts: 2d, 12h, 1d12h (default 1d)", "default": "1d"}),
+    (
+        ("--since",),
+        {"help": f"how far back the window starts: 2d, 12h, 1d12h (default {DEFAULT_SINCE})", "default": DEFAULT_SINCE},
+    ),
 )
 
 
