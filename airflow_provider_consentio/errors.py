@@ -53,14 +53,47 @@ class ConsentioTransientError(ConsentioError):
     """A failure worth retrying: 429, 5xx, a timeout or a dropped connection.
 
     Raised to the caller only once the retry budget is spent; ``retry_after`` carries the server's hint, and
-    ``request_not_sent`` says the request never left this machine (so even a non-idempotent call may be repeated).
+    ``request_not_sent`` says the request never left this machine (so even a non-idempotent call may be repeated);
+    ``status`` is the HTTP status of the answer, when there was one.
     """
 
-    def __init__(self, message: str, retry_after: float | None = None, request_not_sent: bool = False):
+    def __init__(
+        self,
+        message: str,
+        retry_after: float | None = None,
+        request_not_sent: bool = False,
+        status: int | None = None,
+    ):
         super().__init__(message)
         self.retry_after = retry_after
         self.request_not_sent = request_not_sent
+        self.status = status
 
 
 class ConsentioResponseError(ConsentioError):
     """A 2xx answer whose body is not what the endpoint returns (HTML, truncated or malformed JSON, wrong shape)."""
+
+
+class ConsentioSchemaDriftError(ConsentioResponseError):
+    """A 2xx answer that differs from what the provider assumes of it (client/endpoints.py): a key field renamed
+    or retyped, a number sent as a string, another envelope, a paged or capped listing.
+
+    :param endpoint: request line such as ``GET /v2/partner/123/order``.
+    :param status: the answer's HTTP status.
+    :param differences: each difference, ``"<field>: <what differs>"``.
+    :param where: which record shows them, e.g. `` (record #3 of 40)``.
+    """
+
+    def __init__(self, endpoint: str, status: int, differences: list[str], where: str = ""):
+        self.endpoint = endpoint
+        self.status = status
+        self.differences = differences
+        super().__init__(
+            f"{endpoint} -> HTTP {status}: the answer differs from what the provider assumes{where}: "
+            f"{'; '.join(differences)}. "
+            "Run `airflow consentio check` (or `python -m airflow_provider_consentio check`) to list every difference."
+        )
+
+
+class ConsentioTLSError(ConsentioConfigError):
+    """The server's TLS certificate could not be verified: not retried, since repeating it cannot succeed."""

@@ -45,8 +45,25 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.sensors.orders"]},
         ],
         "triggers": [
-            {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.triggers.orders"]},
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_consentio.triggers.orders",
+                    "airflow_provider_consentio.triggers.events",
+                ],
+            },
         ],
+        # The Assets the operators update (assets.py): consentio://<connection id>/<resource>.
+        "asset-uris": [
+            {
+                "schemes": ["consentio"],
+                "handler": "airflow_provider_consentio.assets.sanitize_uri",
+                "factory": "airflow_provider_consentio.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_consentio.assets.convert_asset_to_openlineage",
+            }
+        ],
+        # `airflow consentio check` (Airflow 3.3+; `python -m airflow_provider_consentio check` on every minor).
+        "cli": ["airflow_provider_consentio.cli.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "consentio",

@@ -117,6 +117,42 @@ class OrderReferenceKeys(msgspec.Struct, gc=False):
     external_id: str | None = None
 
 
+# The documented ViewOrder fields (the model page); an order field outside these is new to the provider.
+VIEW_ORDER_FIELDS = frozenset(
+    (
+        "id",
+        "hash_id",
+        "status",
+        "buyer_id",
+        "seller_id",
+        "counterpart_id",
+        "counterpart_id_buyer",
+        "counterpart_id_seller",
+        "external_id",
+        "external_status",
+        "external_id_buyer",
+        "external_id_seller",
+        "external_status_buyer",
+        "external_status_seller",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "delivery_method",
+        "delivery_estimated_at",
+        "pickup_estimated_at",
+        "deliver_to",
+        "pickup_from",
+        "currency",
+        "price",
+        "weight",
+        "weight_unit",
+        "more_info",
+        "is_read",
+        "items",
+    )
+)
+
+
 class OrderItem(BaseModel):
     model_config = ConfigDict(extra="allow")
 

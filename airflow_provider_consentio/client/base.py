@@ -44,6 +44,10 @@ class ClientBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.settings.base_url!r}, workspace={self.settings.workspace_id})"
 
+    def redact(self, text: str) -> str:
+        """``text`` with the API key and every token this client has seen cut out."""
+        return self._secrets.redact(text)
+
     def _start_session(self, call: Call, value: Any) -> Session:
         """Parse a login answer and cache its token for every client of this process."""
         try:

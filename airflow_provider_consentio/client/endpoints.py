@@ -26,12 +26,15 @@ from airflow_provider_consentio.catalogue_models import (
     PromotedOrder,
     products_csv,
 )
+from airflow_provider_consentio.client import shapes
 from airflow_provider_consentio.client.retry import excerpt
-from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError
+from airflow_provider_consentio.client.shapes import ListingShape
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError, ConsentioSchemaDriftError
 from airflow_provider_consentio.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
 from airflow_provider_consentio.models import (
     ORDER_KINDS,
     ORDER_STATUSES,
+    VIEW_ORDER_FIELDS,
     AddressKeys,
     BatchResult,
     ClientKeys,
@@ -75,13 +78,70 @@ class Call:
         return f"{self.method} {PARTNER_PREFIX}{self.path}"
 
 
+# --- what each listing answers (ASSUMPTIONS where the docs are silent); the client and `check` both read these ---
+
+_STAMPS = ("created_at", "updated_at")
+_ORDER_NUMBERS = ("price", "weight", *(f"items[].{name}" for name in ("amount", "price", "total_price")))
+ORDERS = ListingShape(
+    "orders",
+    OrderId,
+    # Documented: numbers are JSON numbers, date-times RFC3339.
+    typed={
+        "hash_id": "string",
+        **dict.fromkeys((*_STAMPS, "closed_at", "delivery_estimated_at", "pickup_estimated_at"), "timestamp"),
+        **dict.fromkeys((*_ORDER_NUMBERS, "items[].served_amount", "items[].served_price"), "number"),
+    },
+    documented=VIEW_ORDER_FIELDS,
+    windowed=True,
+)
+EDITED_ORDERS = ListingShape("edited orders", EditedOrderKeys, ORDERS.typed, VIEW_ORDER_FIELDS)
+PURCHASE_NEEDS = ListingShape(
+    "purchase needs",
+    PurchaseNeedKeys,
+    typed={"start_date": "date", "end_date": "date", "quantity": "number", **dict.fromkeys(_STAMPS, "timestamp")},
+    documented=frozenset(PurchaseNeed.model_fields),
+    # The model page says {"purchase_needs": [...]}, the guide "an array": both are read.
+    envelope="purchase_needs",
+)
+PRODUCTS = ListingShape(
+    "products",
+    ProductKeys,
+    # Documented for the catalogue: numbers travel as strings.
+    typed={"base_price": "decimal-string", **dict.fromkeys(_STAMPS, "timestamp")},
+    documented=frozenset(Product.model_fields),
+    windowed=True,
+)
+CLIENTS = ListingShape(
+    "clients",
+    ClientKeys,
+    typed={"consentio_client_id": "integer", "workspace_id": "integer", **dict.fromkeys(_STAMPS, "timestamp")},
+    documented=frozenset(Client.model_fields),
+)
+ADDRESSES = ListingShape(
+    "addresses",
+    AddressKeys,
+    typed={"latitude": "number", "longitude": "number", **dict.fromkeys(_STAMPS, "timestamp")},
+    documented=frozenset(ClientAddress.model_fields),
+)
+TEMPLATE_METHODS = ListingShape("export template methods", element="string")
+
+
 @dataclass(frozen=True)
 class Listing:
-    """A list endpoint: its request, the key fields read of each element, and the object the array may sit in."""
+    """A list endpoint: its request, the shape of its answer, and the key fields read of each element (the
+    shape's, unless a caller reads others of the same records)."""
 
     call: Call
-    keys: type[msgspec.Struct]
-    envelope: str | None = None
+    shape: ListingShape
+    keys: type[msgspec.Struct] | None = None
+
+    def __post_init__(self) -> None:
+        if self.keys is None:
+            object.__setattr__(self, "keys", self.shape.keys)
+
+    @property
+    def envelope(self) -> str | None:
+        return self.shape.envelope
 
     def next_page(self, body: bytes) -> Call | None:
         """The request for the rest of the list. ASSUMPTION: lists are not paginated, one answer holds them all."""
@@ -118,12 +178,12 @@ class PartnerAPI:
             raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
         if status:
             params["status"] = status
-        return Listing(Call("GET", f"{self._ws}/order", params=params), OrderId)
+        return Listing(Call("GET", f"{self._ws}/order", params=params), ORDERS)
 
     def edited_orders(self, since: datetime) -> Listing:
         # ASSUMPTION: the parameter is named `since`; orders whose edit was marked seen drop out.
         call = Call("GET", f"{self._ws}/order/edited", params={"since": rfc3339(since, "since")})
-        return Listing(call, EditedOrderKeys)
+        return Listing(call, EDITED_ORDERS)
 
     def external_references(self, references: Sequence[ExternalReference]) -> Call:
         # ASSUMPTION: body {"orders": [{hash_id, external_id, external_status, cancel}]}; answer {"orders", "errors"}.
@@ -141,7 +201,10 @@ class PartnerAPI:
         return Call("POST", f"{self._ws}/order/{quote(hash_id, safe='')}/prepare", authenticated=False)
 
     def template_methods(self) -> Call:
-        return Call("GET", "/export/template/methods", authenticated=False)
+        return self.template_method_listing().call
+
+    def template_method_listing(self) -> Listing:
+        return Listing(Call("GET", "/export/template/methods", authenticated=False), TEMPLATE_METHODS)
 
     def upsert_purchase_needs(self, needs: Sequence[PurchaseNeed]) -> Call:
         if not needs:
@@ -157,7 +220,7 @@ class PartnerAPI:
         if status:
             params["status"] = status
         call = Call("GET", f"{self._ws}/purchase-needs", params=params)
-        return Listing(call, PurchaseNeedKeys, envelope="purchase_needs")
+        return Listing(call, PURCHASE_NEEDS)
 
     def promoted_order(self, order: PromotedOrder | Mapping[str, Any]) -> Call:
         # Creates an order: never repeated once the request may have reached the server. No idempotency key is
@@ -171,7 +234,7 @@ class PartnerAPI:
         ASSUMPTION: a promoted order is the caller's sale (GET /order?kind=sale), created when it was received,
         with the caller's reference as its external_id.
         """
-        return Listing(self.orders(start, end, PROMOTED_ORDER_KIND, None).call, OrderReferenceKeys)
+        return Listing(self.orders(start, end, PROMOTED_ORDER_KIND, None).call, ORDERS, OrderReferenceKeys)
 
     # --- the seller's catalogue (ASSUMPTIONS: see catalogue_models.py and the sandbox's catalogue.py) ---------------
     # Every write below is keyed (sku, pricegroup_id + product, client_external_id, address external_id): repeating
@@ -203,7 +266,7 @@ class PartnerAPI:
         params = {"from": rfc3339(start, "start"), "to": rfc3339(end, "end")}
         if end < start:
             raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-        return Listing(Call("GET", f"{self._ws}/products", params=params), ProductKeys)
+        return Listing(Call("GET", f"{self._ws}/products", params=params), PRODUCTS)
 
     def base_prices(self, prices: Sequence[BasePrice]) -> Call:
         body = {"base_prices": [price.to_wire() for price in _at_least_one(prices, "set_base_prices")]}
@@ -214,7 +277,7 @@ class PartnerAPI:
         return Call("POST", f"{self._ws}/pricegroups/sync", body=body, saved_key="pricegroups")
 
     def clients(self) -> Listing:
-        return Listing(Call("GET", f"{self._ws}/client"), ClientKeys)
+        return Listing(Call("GET", f"{self._ws}/client"), CLIENTS)
 
     def upsert_clients(self, clients: Sequence[Client]) -> Call:
         body = {"clients": [client.to_wire() for client in _at_least_one(clients, "upsert_clients")]}
@@ -222,7 +285,7 @@ class PartnerAPI:
 
     def addresses(self, client_external_id: str | None = None) -> Listing:
         params = {"client_external_id": client_external_id} if client_external_id else None
-        return Listing(Call("GET", f"{self._ws}/client/address", params=params), AddressKeys)
+        return Listing(Call("GET", f"{self._ws}/client/address", params=params), ADDRESSES)
 
     def upsert_addresses(self, addresses: Sequence[ClientAddress]) -> Call:
         body = {"addresses": [address.to_wire() for address in _at_least_one(addresses, "upsert_addresses")]}
@@ -258,19 +321,59 @@ def raw_records(
     (ClientBase._received does not redact a listing's): ``redact`` cleans what an error quotes of it.
 
     Two passes in C over the body, one splitting it and one reading the key fields of every element, cost far
-    less than a Python call per element.
+    less than a Python call per element. An answer that differs from the listing's shape (another envelope, a key
+    field renamed or retyped, paging) raises :class:`ConsentioSchemaDriftError` naming the field; so does a typed
+    field (a number, a timestamp) of the first record that differs: a drift is systematic, one record shows it.
     """
     try:
         array, elements = split_array(body, listing.envelope)
         key_fields = msgspec.json.decode(array, type=list[listing.keys])  # type: ignore[name-defined]  # a runtime type
     except (JSONShapeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        drift = _drift_of(listing, response, body)
+        if drift is not None:
+            raise drift from None
         raise _unexpected_body(
             listing.call, response, body, "is not a JSON array of records", str(exc), redact=redact
         ) from None
+    paging = shapes.paging_differences(response.headers, None, len(elements))
+    first = (
+        shapes.breaking(shapes.record_differences(listing.shape, loads(bytes(elements[0])), listing.keys))
+        if elements
+        else []
+    )
+    if paging or first:
+        raise ConsentioSchemaDriftError(
+            listing.call.endpoint, response.status_code, [str(d) for d in paging or first], _first_record(first)
+        )
     lines: list[Any] = elements
     if has_line_breaks(body):  # a pretty-printed answer: each element must still become one JSONL line
         lines = [compact_line(element) for element in elements]
     return [RawRecord(line, fields) for line, fields in zip(lines, key_fields, strict=True)]
+
+
+def _first_record(differences: list[shapes.Difference]) -> str:
+    return " (in its first record)" if differences else ""
+
+
+def _drift_of(listing: Listing, response: httpx.Response, body: bytes) -> ConsentioSchemaDriftError | None:
+    """Why a valid JSON answer could not be read as the listing's records, by field; None if it is not JSON."""
+    try:
+        value = loads(body)
+    except ValueError:
+        return None
+    records, envelope = shapes.records_of(listing.shape, value)
+    paging = shapes.paging_differences(response.headers, value, len(records))
+    if envelope is not None or paging:
+        answer = [str(d) for d in [*paging, envelope] if d]
+        return ConsentioSchemaDriftError(listing.call.endpoint, response.status_code, answer)
+    for number, record in enumerate(records, start=1):
+        differences = shapes.breaking(shapes.record_differences(listing.shape, record, listing.keys))
+        if differences:
+            where = f" (record #{number} of {len(records)})"
+            return ConsentioSchemaDriftError(
+                listing.call.endpoint, response.status_code, [str(d) for d in differences], where
+            )
+    return None
 
 
 def _unexpected_body(

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -20,6 +21,7 @@ from airflow_provider_consentio.errors import (
     ConsentioConfigError,
     ConsentioError,
     ConsentioNotFoundError,
+    ConsentioTLSError,
     ConsentioTransientError,
 )
 
@@ -95,7 +97,7 @@ class RetryBudget:
         self._retries += 1
         if self._retries > self._policy.max_retries:
             raise ConsentioTransientError(
-                f"{error} (gave up after {self._policy.max_retries} retries)", error.retry_after
+                f"{error} (gave up after {self._policy.max_retries} retries)", error.retry_after, status=error.status
             ) from error
         delay = self._policy.delay(self._retries, error.retry_after)
         elapsed = time.monotonic() - self._started
@@ -104,6 +106,7 @@ class RetryBudget:
                 f"{error} (gave up: waiting {delay:.1f}s more would pass the {self._policy.max_elapsed:.0f}s "
                 "retry budget)",
                 error.retry_after,
+                status=error.status,
             ) from error
         log.warning("%s; retry %d/%d in %.2fs", error, self._retries, self._policy.max_retries, delay)
         return delay
@@ -135,17 +138,35 @@ def raise_for_status(
         raise ConsentioNotFoundError(call.endpoint, status, detail, code)
     if status in (408, 429) or status >= 500:
         raise ConsentioTransientError(
-            f"{call.endpoint} -> HTTP {status}: {f'{code}: ' if code else ''}{detail}", _retry_after(response)
+            f"{call.endpoint} -> HTTP {status}: {f'{code}: ' if code else ''}{detail}",
+            _retry_after(response),
+            status=status,
         )
     raise ConsentioAPIError(call.endpoint, status, detail, code)
 
 
-def transport_error(call: Call, exc: httpx.TransportError) -> ConsentioTransientError:
+def transport_error(call: Call, exc: httpx.TransportError) -> ConsentioTransientError | ConsentioTLSError:
+    verification = _certificate_failure(exc)
+    if verification is not None:
+        return ConsentioTLSError(
+            f"{call.endpoint} failed: the server's TLS certificate could not be verified ({verification}). "
+            "If the server uses a private CA, set the connection's ca_bundle to its CA file."
+        )
     return ConsentioTransientError(
         f"{call.endpoint} failed: {type(exc).__name__}: {exc or 'no detail'}",
         # These fail before the request is written, so even a non-idempotent call may be sent again.
         request_not_sent=isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout),
     )
+
+
+def _certificate_failure(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, found in the exception's chain; None for any other failure."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen.verify_message or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

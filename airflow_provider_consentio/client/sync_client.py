@@ -96,6 +96,11 @@ class ConsentioClient(ClientBase):
             call = listing.next_page(body)
         return records
 
+    def exchange(self, call: Call) -> tuple[httpx.Response, bytes]:
+        """One call's answer as received, after retries (2xx only; errors raise): for diagnostics, such as
+        ``airflow consentio check``, that look at the status, headers and body themselves."""
+        return self._exchange(call, self.settings.max_list_bytes)
+
     def _exchange(self, call: Call, limit: int, *, as_sent: bool = False) -> tuple[httpx.Response, bytes]:
         """Send ``call`` until it succeeds or the retry budget is spent; return the whole body (at most ``limit``)."""
         budget = RetryBudget(self.settings.retry, call)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from airflow_provider_consentio.sandbox.app import Sandbox
 from airflow_provider_consentio.sandbox.config import SandboxConfig
+from airflow_provider_consentio.sandbox.drift import DRIFT_MODES
 from airflow_provider_consentio.sandbox.server import bind, uvicorn_server
 
 
@@ -23,13 +24,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=defaults.days, help="days of orders")
     parser.add_argument("--orders-per-day", type=int, default=defaults.orders_per_day)
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl, help="access token lifetime (s)")
+    parser.add_argument(
+        "--drift",
+        action="append",
+        choices=DRIFT_MODES,
+        default=[],
+        help="answer the listings with an assumption changed (repeatable; see sandbox/drift.py)",
+    )
+    parser.add_argument("--drift-cap", type=int, default=defaults.drift_cap, help="records per answer when capped")
     parser.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
     config = SandboxConfig(
-        seed=args.seed, start=args.start, days=args.days, orders_per_day=args.orders_per_day, token_ttl=args.token_ttl
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        orders_per_day=args.orders_per_day,
+        token_ttl=args.token_ttl,
+        drift=tuple(args.drift),
+        drift_cap=args.drift_cap,
     )
     sandbox = Sandbox(config)
+    drift = f" (drift: {', '.join(config.drift)})" if config.drift else ""
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base_url = f"http://{host}:{port}"
@@ -40,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": base_url,
     }
     print(
-        f"Consentio sandbox on {base_url}: {len(sandbox.state.orders)} orders from {config.start}\n"
+        f"Consentio sandbox on {base_url}: {len(sandbox.state.orders)} orders from {config.start}{drift}\n"
         f"  workspace ID  {config.workspace_id}\n"
         f"  API key       {config.api_key}\n"
         f"  OpenAPI       {base_url}/openapi.json\n"

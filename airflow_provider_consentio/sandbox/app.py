@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider_consentio.sandbox.auth import TokenError, TokenIssuer
 from airflow_provider_consentio.sandbox.config import SandboxConfig
 from airflow_provider_consentio.sandbox.data import parse_rfc3339
+from airflow_provider_consentio.sandbox.drift import DriftMiddleware
 from airflow_provider_consentio.sandbox.faults import FaultMiddleware, FaultPlan
 from airflow_provider_consentio.sandbox.state import (
     MAX_NEEDS_PER_REQUEST,
@@ -271,7 +272,7 @@ def create_app(sandbox: Sandbox) -> Any:
     from airflow_provider_consentio.sandbox.admin import add_admin_routes  # it imports this module's helpers
 
     add_admin_routes(app, sandbox)
-    return StatsMiddleware(FaultMiddleware(app, sandbox), sandbox)
+    return StatsMiddleware(FaultMiddleware(DriftMiddleware(app, sandbox), sandbox), sandbox)
 
 
 class StatsMiddleware:

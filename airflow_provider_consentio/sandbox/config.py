@@ -17,6 +17,16 @@ class SandboxConfig:
     token_ttl: int = 3600
     workspace_id: int = 1001
     other_workspace_id: int = 2002
+    # Listings answered with the provider's assumptions changed (drift.py's DRIFT_MODES); none by default.
+    drift: tuple[str, ...] = ()
+    drift_cap: int = 10
+
+    def __post_init__(self) -> None:
+        from airflow_provider_consentio.sandbox.drift import check_modes
+
+        object.__setattr__(self, "drift", check_modes(self.drift))
+        if not isinstance(self.drift_cap, int) or self.drift_cap < 1:
+            raise ValueError(f"drift_cap must be a positive integer, got {self.drift_cap!r}")
 
     @property
     def api_key(self) -> str:
@@ -36,7 +46,7 @@ class SandboxConfig:
         return replace(self, **values)
 
     def describe(self) -> dict[str, Any]:
-        return {**asdict(self), "start": self.start.isoformat()}
+        return {**asdict(self), "start": self.start.isoformat(), "drift": list(self.drift)}
 
 
 def _derived_key(seed: int, name: str) -> str:

@@ -493,7 +493,10 @@ WIRE_CASES = [
         "/order$",
         export_orders,
         ConsentioResponseError,
-        (f"{ORDERS} -> HTTP 200 but the body is not a JSON array of records", "not what this endpoint returns"),
+        (
+            f"{ORDERS} -> HTTP 200: the answer differs from what the provider assumes: (envelope): the answer is an "
+            "object (keys: data), assumed a bare JSON array",
+        ),
         id="order-list-not-a-list-during-export",
     ),
     pytest.param(
@@ -502,8 +505,9 @@ WIRE_CASES = [
         export_needs_wire,
         ConsentioResponseError,
         (
-            "GET /v2/partner/1001/purchase-needs -> HTTP 200 but the body is not a JSON array of records",
-            "an object without an 'purchase_needs' array",
+            "GET /v2/partner/1001/purchase-needs -> HTTP 200: the answer differs from what the provider assumes: ",
+            "(envelope): the answer is an object (keys: data), assumed a bare JSON array",
+            '(or {"purchase_needs": [...]})',
         ),
         id="needs-list-not-a-list",
     ),
