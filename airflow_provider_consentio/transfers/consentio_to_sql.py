@@ -115,12 +115,10 @@ class ConsentioToSqlOperator(LineageMixin, BaseOperator):
         max_rejected: int = 0,
         **kwargs: Any,
     ) -> None:
-        table_for(resource)  # an unknown resource fails at parse time
         if max_rejected < 0:
             raise ConsentioConfigError(f"max_rejected must not be negative, got {max_rejected}")
-        kwargs.setdefault(
-            "outlets", [sql_table_asset(sql_conn_id, table_prefix + name, schema) for name in table_names(resource)]
-        )
+        tables = table_names(resource)  # an unknown resource fails at parse time
+        kwargs.setdefault("outlets", [sql_table_asset(sql_conn_id, table_prefix + name, schema) for name in tables])
         super().__init__(**kwargs)
         self.input_path = input_path
         self.sql_conn_id = sql_conn_id

@@ -226,7 +226,9 @@ class TableLoader:
                 ]
                 keys = ", ".join(self.dialect.quote(name) for name in key)
                 self._ddl(
-                    connection, f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(definitions)}, PRIMARY KEY ({keys}))"
+                    connection,
+                    f"CREATE TABLE IF NOT EXISTS {target} ({', '.join(definitions)}, PRIMARY KEY ({keys}))",
+                    lambda: self._existing_columns(connection, target) is not None,  # noqa: B023 (called at once)
                 )
                 log.info("Created table %s", target)
                 continue
@@ -236,7 +238,11 @@ class TableLoader:
                     f"table {target} lacks the columns {', '.join(name for name, _ in missing)} (create_tables=False)"
                 )
             for name, kind in missing:
-                self._ddl(connection, f"ALTER TABLE {target} ADD COLUMN {self.dialect.quote(name)} {kind}")
+                self._ddl(
+                    connection,
+                    f"ALTER TABLE {target} ADD COLUMN {self.dialect.quote(name)} {kind}",
+                    lambda: name.lower() in (self._existing_columns(connection, target) or ()),  # noqa: B023
+                )
                 log.info("Added column %s %s to %s", name, kind, target)
 
     @staticmethod
@@ -254,11 +260,17 @@ class TableLoader:
         return names
 
     @staticmethod
-    def _ddl(connection: Any, sql: str) -> None:
+    def _ddl(connection: Any, sql: str, done: Callable[[], bool]) -> None:
+        """Run one DDL statement; when it fails because a load running beside this one did the same first
+        (Postgres fails all but one of concurrent CREATE TABLE IF NOT EXISTS), ``done()`` says so and all is well."""
         cursor = connection.cursor()
         try:
             cursor.execute(sql)
             connection.commit()
+        except Exception:
+            connection.rollback()
+            if not done():
+                raise
         finally:
             cursor.close()
 

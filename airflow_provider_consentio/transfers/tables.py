@@ -134,38 +134,49 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+# Each resource's tables, unprefixed: known without importing the models (DAG files parse without them).
+RESOURCE_TABLES: dict[str, tuple[str, ...]] = {
+    "orders": ("orders", "order_items"),
+    "purchase_needs": ("purchase_needs",),
+    "products": ("products",),
+    "clients": ("clients",),
+    "addresses": ("addresses",),
+}
+RESOURCES = tuple(RESOURCE_TABLES)
+
+
 def _tables() -> dict[str, Table]:
     from airflow_provider_consentio.catalogue_models import Client, ClientAddress, Product
     from airflow_provider_consentio.models import Order, OrderItem, PurchaseNeed
 
     items = ChildTable(
-        name="order_items",
+        name=RESOURCE_TABLES["orders"][1],
         path="items",
         parent_columns=("order_id",),
         key=("order_id", "item_id"),
         columns=model_columns(OrderItem, rename={"id": "item_id"}),
     )
-    tables = [
-        Table("orders", "orders", ("id",), model_columns(Order, leave_out=("items",)), child=items),
-        Table("purchase_needs", "purchase_needs", ("code",), model_columns(PurchaseNeed)),
-        Table("products", "products", ("sku",), model_columns(Product)),
-        Table("clients", "clients", ("client_external_id",), model_columns(Client)),
-        Table("addresses", "addresses", ("external_id",), model_columns(ClientAddress)),
-    ]
-    return {table.resource: table for table in tables}
-
-
-RESOURCES = ("orders", "purchase_needs", "products", "clients", "addresses")
-
-
-def table_for(resource: str) -> Table:
-    """The declaration of ``resource`` (one of RESOURCES)."""
-    if resource not in RESOURCES:
-        raise ConsentioConfigError(f"resource must be one of {', '.join(RESOURCES)}, got {resource!r}")
-    return _tables()[resource]
+    declarations = {
+        "orders": (("id",), model_columns(Order, leave_out=("items",)), items),
+        "purchase_needs": (("code",), model_columns(PurchaseNeed), None),
+        "products": (("sku",), model_columns(Product), None),
+        "clients": (("client_external_id",), model_columns(Client), None),
+        "addresses": (("external_id",), model_columns(ClientAddress), None),
+    }
+    return {
+        resource: Table(resource, RESOURCE_TABLES[resource][0], key, columns, child=child)
+        for resource, (key, columns, child) in declarations.items()
+    }
 
 
 def table_names(resource: str) -> tuple[str, ...]:
     """The tables a load of ``resource`` writes, unprefixed (orders: ``orders`` and ``order_items``)."""
-    table = table_for(resource)
-    return (table.name, table.child.name) if table.child else (table.name,)
+    if resource not in RESOURCE_TABLES:
+        raise ConsentioConfigError(f"resource must be one of {', '.join(RESOURCES)}, got {resource!r}")
+    return RESOURCE_TABLES[resource]
+
+
+def table_for(resource: str) -> Table:
+    """The declaration of ``resource`` (one of RESOURCES)."""
+    table_names(resource)
+    return _tables()[resource]

@@ -136,7 +136,8 @@ def erp_equals_truth(sandbox: SandboxProcess, erp: Path, first: date, days: int)
                 "GET", "/_sandbox/orders", params={"from": low, "to": high, "kind": "sale", "status": "accepted"}
             )
             rows = db.execute(
-                "SELECT hash_id, erp_number, updated_at FROM erp_orders WHERE created_at >= ? AND created_at < ?",
+                "SELECT hash_id, erp_number, strftime('%Y-%m-%dT%H:%M:%SZ', updated_at) FROM erp_orders"
+                " WHERE created_at >= datetime(?) AND created_at < datetime(?)",
                 (low, high),
             ).fetchall()
             in_erp = {hash_id: (number, updated) for hash_id, number, updated in rows}
