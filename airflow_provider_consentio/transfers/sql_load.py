@@ -88,9 +88,9 @@ class RowBuilder:
     def __init__(self, table: Table, dialect: SqlDialect) -> None:
         self.table, self.dialect = table, dialect
         self.child = table.child
-        extra = []
+        extra: list[tuple[str, Any, Any]] = []
         if self.child:
-            item = _struct(f"{self.child.name}_row", self.child.columns)
+            item: Any = _struct(f"{self.child.name}_row", self.child.columns)
             extra.append((self.child.path, list[item] | None, None))
         self.decoder = msgspec.json.Decoder(_struct(f"{table.name}_row", table.columns, extra), strict=False)
         self.values = _getter([column.path for column in table.columns])
