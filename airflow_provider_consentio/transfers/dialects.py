@@ -134,6 +134,11 @@ class SqlDialect:
     def qualified(self, schema: str | None, table: str) -> str:
         return f"{self.quote(schema)}.{self.quote(table)}" if schema else self.quote(table)
 
+    def prepare_staging(self, cursor: Any) -> None:
+        """Postgres keeps temp tables in 8 MB of session memory by default; a load's staging spills far past that."""
+        if self.name == "postgresql":
+            cursor.execute("SET temp_buffers = '256MB'")  # only before the session's first temp table; freed after
+
     def temp_table(self, name: str, columns: Sequence[str]) -> str:
         on_commit = " ON COMMIT DROP" if self.name == "postgresql" else ""
         return f"CREATE TEMPORARY TABLE {self.quote(name)} ({', '.join(columns)}){on_commit}"

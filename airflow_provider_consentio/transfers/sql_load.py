@@ -15,7 +15,9 @@ No Airflow here: the operator (consentio_to_sql.py) gives a DB-API connection, t
 from __future__ import annotations
 
 import operator
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -181,6 +183,41 @@ class StagedLoad:
     repeated_keys: bool = False
 
 
+class StagingWriter:
+    """Writes batches of staged rows; with COPY, in a thread of its own, so the next batch is read and typed while
+    Postgres takes the last one (the driver waits on the socket without holding the GIL)."""
+
+    PENDING_AT_MOST = 2  # batches in memory waiting for the database
+
+    def __init__(self, cursor: Any, dialect: SqlDialect) -> None:
+        self.cursor, self.dialect = cursor, dialect
+        self.pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentio-copy") if dialect.uses_copy else None
+        )
+        self.pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> StagingWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()  # the first failure is raised
+        finally:
+            if self.pool:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def write(self, stage: str, columns: Sequence[str], rows: list[Any]) -> None:
+        if self.pool is None:
+            marks = ", ".join([self.dialect.placeholder] * len(columns))
+            self.cursor.executemany(f"INSERT INTO {stage} ({', '.join(columns)}) VALUES ({marks})", rows)
+            return
+        text = "".join(["\t".join(row) + "\n" for row in rows])
+        while len(self.pending) >= self.PENDING_AT_MOST:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self.dialect.copy, self.cursor, stage, columns, text))
+
+
 class TableLoader:
     """Loads export files of one resource into its table(s) through one DB-API connection."""
 
@@ -277,6 +314,7 @@ class TableLoader:
     # --- staging --------------------------------------------------------------------------------------------------
 
     def create_staging(self, cursor: Any) -> None:
+        self.dialect.prepare_staging(cursor)
         for stage, (_, columns, _) in zip(self.stage_names, self.table_columns(), strict=True):
             definitions = [f"{self.dialect.quote(name)} {kind}" for name, kind in columns]
             cursor.execute(self.dialect.temp_table(stage, [*definitions, f"{SEQ} BIGINT NOT NULL"]))
@@ -296,6 +334,20 @@ class TableLoader:
         keys: set[tuple[Any, ...]] = set()
         rows: list[Any] = []
         child_rows: list[Any] = []
+        with StagingWriter(cursor, self.dialect) as writer:
+            self._stage_lines(writer, files, staged, keys, rows, child_rows, progress)
+        return staged
+
+    def _stage_lines(
+        self,
+        writer: StagingWriter,
+        files: Iterable[tuple[str, Iterator[bytes]]],
+        staged: StagedLoad,
+        keys: set[tuple[Any, ...]],
+        rows: list[Any],
+        child_rows: list[Any],
+        progress: Callable[[int, str, int, int], None],
+    ) -> None:
         for name, lines in files:
             in_file = 0
             for number, line in enumerate(lines, start=1):
@@ -319,32 +371,21 @@ class TableLoader:
                 rows.append((*row, seq))
                 child_rows.extend((*child, seq) for child in children)
                 if len(rows) >= FLUSH_EVERY:
-                    self._flush(cursor, rows, child_rows)
+                    self._flush(writer, rows, child_rows)
                     rows, child_rows = [], []
             staged.files += 1
             progress(staged.files, name, in_file, staged.records)
-        self._flush(cursor, rows, child_rows)
-        return staged
+        self._flush(writer, rows, child_rows)
 
     def _seq(self, number: int) -> Any:
         return self.dialect.formats["bigint"](number)
 
-    def _flush(self, cursor: Any, rows: list[Any], child_rows: list[Any]) -> None:
+    def _flush(self, writer: StagingWriter, rows: list[Any], child_rows: list[Any]) -> None:
         tables = self.table_columns()
-        self._write(cursor, self.stage, [name for name, _ in tables[0][1]], rows)
-        if self.child_stage:
-            self._write(cursor, self.child_stage, [name for name, _ in tables[1][1]], child_rows)
-
-    def _write(self, cursor: Any, stage: str, names: Sequence[str], rows: list[Any]) -> None:
-        if not rows:
-            return
-        columns = [*(self.dialect.quote(name) for name in names), SEQ]
-        if self.dialect.uses_copy:
-            text = "".join("\t".join(row) + "\n" for row in rows)
-            self.dialect.copy(cursor, stage, columns, text)
-        else:
-            marks = ", ".join([self.dialect.placeholder] * len(columns))
-            cursor.executemany(f"INSERT INTO {stage} ({', '.join(columns)}) VALUES ({marks})", rows)
+        for stage, (_, columns, _), batch in zip(self.stage_names, tables, (rows, child_rows), strict=False):
+            if batch:
+                names = [*(self.dialect.quote(name) for name, _ in columns), SEQ]
+                writer.write(self.dialect.quote(stage), names, batch)
 
     # --- the merge ------------------------------------------------------------------------------------------------
 

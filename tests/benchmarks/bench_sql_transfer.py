@@ -122,43 +122,45 @@ def truncate(server: Any, name: str) -> None:
         conn.commit()
 
 
-ORDER_FIELDS = ("id", "hash_id", "status", "counterpart_id", "currency", "price", "created_at", "updated_at")
-ITEM_FIELDS = ("id", "sku", "amount", "price", "total_price")
-
-
 def run_hand_written(paths: list[str]) -> float:
-    """A PythonOperator's load as users write it: parse each file, insert_rows(replace=True) orders and items."""
+    """A PythonOperator's load as users write it: json.loads each line, DbApiHook.insert_rows(replace=True) per file
+    into tables like the operator's (same columns, made by the operator's own DDL, prefixed ``hand_``)."""
     from airflow.sdk import BaseHook
 
+    from airflow_provider_consentio.transfers.dialects import SqlDialect
+    from airflow_provider_consentio.transfers.sql_load import TableLoader
+    from airflow_provider_consentio.transfers.tables import table_for
+
     hook = BaseHook.get_connection("bench").get_hook(hook_params={"log_sql": False})
-    hook.run(
-        "CREATE TABLE IF NOT EXISTS hand_orders (id BIGINT PRIMARY KEY, hash_id TEXT, status TEXT,"
-        " counterpart_id TEXT, currency TEXT, price NUMERIC, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ,"
-        " raw JSONB)"
-    )
-    hook.run(
-        "CREATE TABLE IF NOT EXISTS hand_order_items (order_id BIGINT, item_id BIGINT, sku TEXT, amount NUMERIC,"
-        " price NUMERIC, total_price NUMERIC, PRIMARY KEY (order_id, item_id))"
-    )
+    table = table_for("orders")
+    assert table.child is not None
+    with closing(hook.get_conn()) as conn:
+        TableLoader(table, SqlDialect(hook), prefix="hand_").ensure_tables(
+            conn, create=True, log=SimpleNamespace(info=print)
+        )
+    order_fields = [column.path for column in table.columns]
+    item_fields = [column.path for column in table.child.columns]
     started = time.perf_counter()
     for path in paths:
         with open(path, encoding="utf-8") as lines:
-            orders = [json.loads(line, parse_float=Decimal) for line in lines if line.strip()]
+            orders = [(json.loads(line, parse_float=Decimal), line.strip()) for line in lines if line.strip()]
         hook.insert_rows(
             "hand_orders",
-            [(*(order.get(field) for field in ORDER_FIELDS), json.dumps(order, default=str)) for order in orders],
-            target_fields=[*ORDER_FIELDS, "raw"],
+            [(*(order.get(field) for field in order_fields), raw) for order, raw in orders],
+            target_fields=list(table.all_columns),
             replace=True,
-            replace_index=["id"],
-            executemany=True,
+            replace_index=list(table.key),
         )
         hook.insert_rows(
             "hand_order_items",
-            [(order["id"], *(item.get(field) for field in ITEM_FIELDS)) for order in orders for item in order["items"]],
-            target_fields=["order_id", "item_id", *ITEM_FIELDS[1:]],
+            [
+                (order["id"], line, *(item.get(field) for field in item_fields))
+                for order, _ in orders
+                for line, item in enumerate(order["items"], start=1)
+            ],
+            target_fields=list(table.child.all_columns),
             replace=True,
-            replace_index=["order_id", "item_id"],
-            executemany=True,
+            replace_index=list(table.child.key),
         )
     return time.perf_counter() - started
 
