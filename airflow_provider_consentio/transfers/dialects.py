@@ -123,6 +123,7 @@ class SqlDialect:
         self.placeholder = str(getattr(hook, "placeholder", "%s"))
         self.quote_format = str(getattr(hook, "escape_word_format", '"{}"') or '"{}"')
         self.uses_copy = self.name == "postgresql"
+        self.refuses_nul = self.name == "postgresql"  # text and JSONB values cannot hold U+0000 there
         formats = {"postgresql": COPY_FORMATS, "sqlite": SQLITE_FORMATS}.get(self.name, NATIVE_FORMATS)
         self.formats: dict[str, Callable[[Any], Any]] = formats
         self.null: Any = COPY_NULL if self.uses_copy else None

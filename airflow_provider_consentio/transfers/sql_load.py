@@ -125,6 +125,8 @@ class RowBuilder:
             record = self.decoder.decode(line)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise RecordTooBad(str(exc)) from None
+        if self.dialect.refuses_nul and b"\\u0000" in line:
+            raise RecordTooBad("holds the character U+0000, which Postgres cannot store in text or JSONB")
         raw_values = self.values(record)
         key = tuple(raw_values[position] for position in self.key_positions)
         if any(part is None for part in key):
@@ -152,10 +154,10 @@ class RowBuilder:
                 raise RecordTooBad(f"{where}: item {own_key[0]} is listed twice")
             seen.add(own_key)
             values = self._format(raw_values, self.child_formats, child.columns, where)
-            rows.append((*parent, self.formats_line(number), *values))
+            rows.append((*parent, self._line_number(number), *values))
         return rows
 
-    def formats_line(self, number: int) -> Any:
+    def _line_number(self, number: int) -> Any:
         return self.dialect.formats["bigint"](number)
 
     def _format(

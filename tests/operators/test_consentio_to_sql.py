@@ -398,3 +398,15 @@ def test_export_by_period_into_sql_under_dag_test(run_dag, sandbox, tmp_path, mo
         }
     assert events["consentio_sql__warehouse__wh_orders"]["inserted"] == len(stored)
     assert events["consentio_sql__warehouse__wh_order_items"]["inserted"] == len(truth_items(stored))
+
+
+def test_a_nul_character_is_named_on_postgres_instead_of_failing_the_copy(warehouse, tmp_path):
+    path = write_lines(tmp_path / "nul.jsonl", [order_line(1), order_line(2, status="a\u0000b")])
+    if warehouse.kind == "sqlite":  # SQLite stores it
+        assert load(path)["tables"]["orders"]["inserted"] == 2
+        return
+    summary = load(path, max_rejected=1)
+    assert summary["rejected"] == [
+        f"{path} line 2 (id=2): holds the character U+0000, which Postgres cannot store in text or JSONB"
+    ]
+    assert warehouse.query("SELECT id FROM orders") == [(1,)]
