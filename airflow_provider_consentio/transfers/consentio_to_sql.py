@@ -64,6 +64,7 @@ def input_files(value: Any) -> list[str]:
 
 
 def _lines(path: str) -> Iterator[bytes]:
+    """The file's lines, read as they are needed."""
     from airflow_provider_consentio.storage import as_storage_path
 
     with as_storage_path(path).open("rb") as stream:
@@ -80,8 +81,9 @@ class ConsentioToSqlOperator(LineageMixin, BaseOperator):
     * Merge: one row per key; a record replaces its row only when its ``updated_at`` is newer, so an older file
       loaded after a newer one, and a rerun, change nothing. An order's items are replaced with it (an item removed
       by an edit disappears). Within one load, the newest version of a key wins.
-    * All or nothing: every file is staged, then merged in one transaction; a failed or killed load leaves each
-      table as it was.
+    * All or nothing: every file is staged, then merged in one transaction (a first load into empty Postgres
+      tables is COPY'd straight into them, in one transaction too); a failed or killed load leaves each table as
+      it was.
     * Bad input: a record without its key, or with a value that does not fit its column (a bad number or
       timestamp), is rejected and named by file, line and key. More than ``max_rejected`` fail the task before
       anything is written (without retries: the same files would fail again); fewer are left out and listed.
@@ -128,6 +130,10 @@ class ConsentioToSqlOperator(LineageMixin, BaseOperator):
         self.create_tables = create_tables
         self.max_rejected = max_rejected
 
+    @staticmethod
+    def _files(files: list[str]) -> Iterator[tuple[str, Iterator[bytes]]]:
+        return ((path, _lines(path)) for path in files)
+
     def get_db_hook(self) -> Any:
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
@@ -172,8 +178,14 @@ class ConsentioToSqlOperator(LineageMixin, BaseOperator):
         try:
             loader.ensure_tables(connection, create=self.create_tables, log=self.log)
             cursor = connection.cursor()
-            loader.create_staging(cursor)
-            staged = loader.stage_files(cursor, ((path, _lines(path)) for path in files), progress=report)
+            first_load = loader.load_into_empty_tables(cursor, self._files(files), progress=report)
+            if first_load is None:
+                connection.rollback()  # not a first load after all: nothing of it is kept
+                cursor = connection.cursor()
+                loader.create_staging(cursor)
+                staged = loader.stage_files(cursor, self._files(files), progress=report)
+            else:
+                staged, counts = first_load
             rejected = [str(rejection) for rejection in staged.rejections]
             if len(rejected) > self.max_rejected:
                 raise ConsentioInvalidRecordsError(
@@ -186,7 +198,8 @@ class ConsentioToSqlOperator(LineageMixin, BaseOperator):
                     "Leaving out %s:\n%s", plural(len(rejected), "rejected record"), listing(rejected, "records")
                 )
             staged_at = progress.elapsed()
-            counts = loader.merge(cursor, connection, staged)
+            if first_load is None:
+                counts = loader.merge(cursor, connection, staged)
             connection.commit()
         except BaseException:
             with suppress(Exception):

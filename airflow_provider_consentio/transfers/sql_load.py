@@ -10,6 +10,9 @@ No Airflow here: the operator (consentio_to_sql.py) gives a DB-API connection, t
 3. The merge (one transaction): the newest staged version of each key; a verdict per key (new, newer than the
    table's row, or not); the upsert of the new and newer ones; each of their items deleted and written again. A
    rerun, and an older file loaded after a newer one, find every key "not newer" and write nothing.
+
+A first load on Postgres (the table empty, every key once in the files) skips staging: the rows are COPY'd straight
+into the tables, in one transaction all the same (a repeated key sends the load back to staging).
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ class StagedLoad:
     """What reading the files staged."""
 
     records: int = 0
+    child_records: int = 0
     files: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     repeated_keys: bool = False
@@ -191,8 +195,8 @@ class StagingWriter:
 
     PENDING_AT_MOST = 2  # batches in memory waiting for the database
 
-    def __init__(self, cursor: Any, dialect: SqlDialect) -> None:
-        self.cursor, self.dialect = cursor, dialect
+    def __init__(self, cursor: Any, dialect: SqlDialect, *, sequence: bool = True) -> None:
+        self.cursor, self.dialect, self.sequence = cursor, dialect, sequence
         self.pool = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentio-copy") if dialect.uses_copy else None
         )
@@ -333,23 +337,56 @@ class TableLoader:
     ) -> StagedLoad:
         """Stage every line of every (name, lines) file; rejections are collected, not raised."""
         staged = StagedLoad()
-        keys: set[tuple[Any, ...]] = set()
-        rows: list[Any] = []
-        child_rows: list[Any] = []
         with StagingWriter(cursor, self.dialect) as writer:
-            self._stage_lines(writer, files, staged, keys, rows, child_rows, progress)
+            self._read_into(writer, files, staged, self.stage_names_quoted(), progress, stop_on_repeat=False)
         return staged
 
-    def _stage_lines(
+    def stage_names_quoted(self) -> list[str]:
+        return [self.dialect.quote(name) for name in self.stage_names]
+
+    def load_into_empty_tables(
+        self,
+        cursor: Any,
+        files: Iterable[tuple[str, Iterator[bytes]]],
+        *,
+        progress: Callable[[int, str, int, int], None],
+    ) -> tuple[StagedLoad, dict[str, TableCounts]] | None:
+        """Postgres, the tables empty (a first load): COPY straight into them, in this transaction, as nothing can
+        be older there. Returns None (the caller rolls back and stages) when the table is not empty or a key turns
+        up twice in the files (a straight COPY cannot keep only the newest)."""
+        if not self.dialect.uses_copy:
+            return None
+        self.dialect.lock(cursor, self.target)
+        cursor.execute(f"SELECT 1 FROM {self.target} LIMIT 1")
+        if cursor.fetchone() is not None:
+            return None
+        if self.child_target:  # locked after the parent, as the merge does: loads side by side cannot deadlock
+            self.dialect.lock(cursor, self.child_target)
+        staged = StagedLoad()
+        targets = [self.target, *([self.child_target] if self.child_target else [])]
+        with StagingWriter(cursor, self.dialect, sequence=False) as writer:
+            self._read_into(writer, files, staged, targets, progress, stop_on_repeat=True)
+        if staged.repeated_keys:
+            return None
+        counts = {self.table.name: TableCounts(inserted=staged.records)}
+        if self.table.child:
+            counts[self.table.child.name] = TableCounts(inserted=staged.child_records)
+        return staged, counts
+
+    def _read_into(
         self,
         writer: StagingWriter,
         files: Iterable[tuple[str, Iterator[bytes]]],
         staged: StagedLoad,
-        keys: set[tuple[Any, ...]],
-        rows: list[Any],
-        child_rows: list[Any],
+        tables: Sequence[str],
         progress: Callable[[int, str, int, int], None],
+        *,
+        stop_on_repeat: bool,
     ) -> None:
+        keys: set[tuple[Any, ...]] = set()
+        rows: list[Any] = []
+        child_rows: list[Any] = []
+        sequence = writer.sequence
         for name, lines in files:
             in_file = 0
             for number, line in enumerate(lines, start=1):
@@ -365,29 +402,35 @@ class TableLoader:
                     staged.rejections.append(Rejection(name, number, "?", f"not UTF-8 text ({exc.reason})"))
                     continue
                 staged.records += 1
+                staged.child_records += len(children)
                 in_file += 1
-                seq = self._seq(staged.records)
                 if key in keys:
                     staged.repeated_keys = True
+                    if stop_on_repeat:
+                        return
                 keys.add(key)
-                rows.append((*row, seq))
-                child_rows.extend((*child, seq) for child in children)
+                if sequence:
+                    seq = self._seq(staged.records)
+                    rows.append((*row, seq))
+                    child_rows.extend((*child, seq) for child in children)
+                else:
+                    rows.append(row)
+                    child_rows.extend(children)
                 if len(rows) >= FLUSH_EVERY:
-                    self._flush(writer, rows, child_rows)
+                    self._flush(writer, tables, rows, child_rows)
                     rows, child_rows = [], []
             staged.files += 1
             progress(staged.files, name, in_file, staged.records)
-        self._flush(writer, rows, child_rows)
+        self._flush(writer, tables, rows, child_rows)
 
     def _seq(self, number: int) -> Any:
         return self.dialect.formats["bigint"](number)
 
-    def _flush(self, writer: StagingWriter, rows: list[Any], child_rows: list[Any]) -> None:
-        tables = self.table_columns()
-        for stage, (_, columns, _), batch in zip(self.stage_names, tables, (rows, child_rows), strict=False):
+    def _flush(self, writer: StagingWriter, tables: Sequence[str], rows: list[Any], child_rows: list[Any]) -> None:
+        for table, (_, columns, _), batch in zip(tables, self.table_columns(), (rows, child_rows), strict=False):
             if batch:
-                names = [*(self.dialect.quote(name) for name, _ in columns), SEQ]
-                writer.write(self.dialect.quote(stage), names, batch)
+                names = [self.dialect.quote(name) for name, _ in columns]
+                writer.write(table, [*names, SEQ] if writer.sequence else names, batch)
 
     # --- the merge ------------------------------------------------------------------------------------------------
 

@@ -346,9 +346,13 @@ def test_a_load_killed_inside_its_transaction_leaves_the_tables_as_before(sandbo
 def _wait_for_waiting_writer(watcher: Any, child: subprocess.Popen[bytes]) -> int:
     """The backend of the load once it has written the orders and waits for the items table (a blocking wait on
     Postgres' lock queue, asked again as soon as the answer changes: pg_blocking_pids)."""
+    import time
+
     cursor = watcher.cursor()
+    deadline = time.monotonic() + 120
     while True:
         assert child.poll() is None, "the load ended before it reached the items table"
+        assert time.monotonic() < deadline, "the load never waited for the items table with the orders written"
         cursor.execute(
             "SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'order_items'"
             " AND NOT l.granted AND EXISTS (SELECT 1 FROM pg_locks o JOIN pg_class oc ON oc.oid = o.relation"
@@ -410,3 +414,10 @@ def test_a_nul_character_is_named_on_postgres_instead_of_failing_the_copy(wareho
         f"{path} line 2 (id=2): holds the character U+0000, which Postgres cannot store in text or JSONB"
     ]
     assert warehouse.query("SELECT id FROM orders") == [(1,)]
+
+
+def test_a_key_twice_in_one_first_load_keeps_its_newest_version(warehouse, tmp_path):
+    newer = order_line(1, currency="USD", updated_at="2025-03-11T00:00:00Z")
+    path = write_lines(tmp_path / "twice.jsonl", [order_line(2), newer, order_line(1, currency="EUR")])
+    assert load(path)["tables"]["orders"] == {"inserted": 2, "updated": 0, "unchanged": 0, "rejected": 0}
+    assert warehouse.query("SELECT id, currency FROM orders ORDER BY id") == [(1, "USD"), (2, None)]
