@@ -184,6 +184,7 @@ def run_rate(orders_per_day: int, year_days: int, sample_days: int, parallel: in
                 if label.startswith("(c)"):
                     with closing(sqlite3.connect(erp)) as db:
                         db.execute("DELETE FROM erp_orders")
+                        db.execute("DELETE FROM erp_order_items")
                         db.commit()
                     shutil.rmtree(data, ignore_errors=True)
                 measured = run(first, days)
