@@ -89,6 +89,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_export.py
 	$(BIN)/python tests/benchmarks/bench_purchase_needs.py
 	$(BIN)/python tests/benchmarks/bench_catalogue.py
+	$(BIN)/python tests/benchmarks/bench_sql_transfer.py
 
 clean:
 	rm -rf $(VENV) $(OLDEST) .demo .demo-oldest .airflow .pytest_cache .mypy_cache .ruff_cache

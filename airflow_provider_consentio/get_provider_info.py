@@ -16,7 +16,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Consentio",
         # Plain text: the Providers page strips RST markup, which ran a link's URL into the sentence.
         "description": "Consentio Partner API: export orders, sync external references, track edited orders, "
-        "prepare orders and upsert buyer purchase needs.",
+        "prepare orders, upsert buyer purchase needs, and load exports into typed SQL tables.",
         "versions": [__version__],
         "integrations": [
             {
@@ -39,6 +39,15 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_consentio.operators.clients",
                     "airflow_provider_consentio.operators.promoted_orders",
                 ],
+            }
+        ],
+        # A transfer names its source and target integrations; "Common SQL" is the common.sql provider's, so the
+        # Providers page links the load to every database that provider serves.
+        "transfers": [
+            {
+                "source-integration-name": INTEGRATION,
+                "target-integration-name": "Common SQL",
+                "python-module": "airflow_provider_consentio.transfers.consentio_to_sql",
             }
         ],
         "sensors": [

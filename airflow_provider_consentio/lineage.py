@@ -58,6 +58,25 @@ def storage_dataset(path: Any, rows: int | None = None) -> LineageDataset:
     return LineageDataset(path.namespace, path.key, rows)
 
 
+def sql_table_dataset(hook: Any, schema: str | None, table: str, rows: int | None = None) -> LineageDataset:
+    """A table as OpenLineage names it: namespace ``<scheme>://<host>:<port>`` (the hook's, when it says), name
+    ``<database>.<schema>.<table>``; a SQLite table: namespace ``sqlite://<file>``, name the table."""
+    try:
+        info = hook.get_openlineage_database_info(hook.connection)
+    except Exception:  # the openlineage provider is optional and hooks answer this differently; fall back below
+        info = None
+    if info is not None and getattr(info, "scheme", None):
+        database = info.database or hook.connection.schema or ""
+        default_schema = getattr(hook, "get_openlineage_default_schema", lambda: None)()
+        qualified = ".".join(part for part in (database, schema or default_schema or "", table) if part)
+        return LineageDataset(f"{info.scheme}://{info.authority or ''}", qualified, rows)
+    connection = hook.connection
+    if getattr(hook, "dialect_name", None) == "sqlite":
+        return LineageDataset(f"sqlite://{connection.host}", table if not schema else f"{schema}.{table}", rows)
+    authority = f"{connection.host}:{connection.port}" if connection.port else str(connection.host)
+    return LineageDataset(f"{connection.conn_type}://{authority}", f"{schema}.{table}" if schema else table, rows)
+
+
 def input_file_datasets(input_path: Any) -> list[LineageDataset]:
     """A write operator's input file as a lineage input; none when its records came as a list or from a query."""
     return [storage_dataset(input_path)] if input_path else []

@@ -6,7 +6,9 @@ Every day, for the demand planned that day in the ERP:
 1. **upsert** the demand lines as Consentio purchase needs, straight from a SQL query (validated first: one bad
    line fails the run and names its code; nothing is sent),
 2. **read back** the purchase needs whose delivery window falls in the next week,
-3. **reconcile**: every line sent is in Consentio with the same product, window, quantity, unit and status.
+3. **load** them into the ERP's `erp_purchase_needs` table (`ConsentioToSqlOperator`: typed columns, newest version
+   wins),
+4. **reconcile**: every line sent is in Consentio with the same product, window, quantity, unit and status.
 
 Connections: `consentio_default` (Consentio) and `consentio_erp` (the ERP database with a `demand_lines` table).
 Variable `consentio_data_dir`: where the read-back file goes.
@@ -29,6 +31,7 @@ from airflow_provider_consentio.operators.purchase_needs import (
     ConsentioUpsertPurchaseNeedsOperator,
 )
 from airflow_provider_consentio.timetables import CronDataIntervalTimetable
+from airflow_provider_consentio.transfers.consentio_to_sql import ConsentioToSqlOperator
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
@@ -116,7 +119,14 @@ def consentio_buyer_daily() -> None:
             "updated": upserted["updated"],
         }
 
-    upsert >> read_back
+    load = ConsentioToSqlOperator(
+        task_id="load_purchase_needs_into_erp",
+        input_path=read_back.output,
+        sql_conn_id=ERP_CONN_ID,
+        resource="purchase_needs",
+        table_prefix="erp_",
+    )
+    upsert >> read_back >> load
     reconcile(upsert.output, read_back.output, demand_lines_sql=DEMAND_LINES_SQL)
 
 

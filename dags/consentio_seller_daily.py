@@ -4,10 +4,11 @@
 Every day, for the day that just ended:
 
 1. **export** the accepted orders created that day to a JSONL file (exactly as Consentio sent them),
-2. **load** them into the ERP and give each an ERP order number,
+2. **load** them into the ERP's tables (`ConsentioToSqlOperator`: typed `erp_orders` and `erp_order_items`, newest
+   version wins) and give each an ERP order number (the only ERP-specific code here: `give_erp_numbers`),
 3. **push** those numbers back to Consentio as external references,
 4. **fetch** the orders edited after acceptance that were not acknowledged yet,
-5. **apply** the edits in the ERP (idempotent: an edit delivered twice is applied once),
+5. **apply** the edits in the ERP (the same load; idempotent: an edit delivered twice is applied once),
 6. **mark seen** exactly the edits that were applied (a failure before this step re-delivers them next run),
 7. optionally **prepare** the day's orders (param `prepare_orders`).
 
@@ -37,6 +38,7 @@ from airflow_provider_consentio.operators.orders import (
 )
 from airflow_provider_consentio.operators.partitioned_export import ConsentioExportOrdersByPeriodOperator
 from airflow_provider_consentio.timetables import CronDataIntervalTimetable
+from airflow_provider_consentio.transfers.consentio_to_sql import ConsentioToSqlOperator
 
 ERP_CONN_ID = "consentio_erp"
 DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
@@ -44,22 +46,13 @@ DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
 DAY = "{{ data_interval_start | ds }}"
 PREPARE_CHUNK = 50
 # Every run's edits steps see the same unseen edits, whatever its day: in runs side by side (a backfill) they would
-# fetch, apply and acknowledge them all again. One instance at a time across runs; _upsert_orders keeps the newest
+# fetch, apply and acknowledge them all again. One instance at a time across runs; the load keeps the newest
 # version should two runs still overlap.
 EDITS_ONE_AT_A_TIME: dict[str, Any] = {"max_active_tis_per_dag": 1}
 
 ERP_TABLES = [
-    """CREATE TABLE IF NOT EXISTS erp_orders (
-        hash_id TEXT PRIMARY KEY,
-        consentio_id BIGINT NOT NULL,
-        erp_number TEXT NOT NULL,
-        status TEXT,
-        currency TEXT,
-        total TEXT,
-        created_at TEXT,
-        updated_at TEXT,
-        payload TEXT NOT NULL
-    )""",
+    # The ERP's own column: its order number. The load adds Consentio's columns beside it (and never touches it).
+    "CREATE TABLE IF NOT EXISTS erp_orders (id BIGINT PRIMARY KEY, erp_number TEXT)",
     # One row per edit version applied: the edit log an auditor (or the chaos test) reads.
     """CREATE TABLE IF NOT EXISTS erp_order_edits (
         hash_id TEXT NOT NULL,
@@ -67,12 +60,14 @@ ERP_TABLES = [
         PRIMARY KEY (hash_id, updated_at)
     )""",
 ]
+# The load writes erp_orders and erp_order_items (README, "Into a SQL database").
+TABLE_PREFIX = "erp_"
 
 
 def _erp() -> Any:
     from airflow.sdk import BaseHook
 
-    # log_sql=False: every row's INSERT would otherwise be logged.
+    # log_sql=False: every row's statement would otherwise be logged.
     return BaseHook.get_connection(ERP_CONN_ID).get_hook(hook_params={"log_sql": False})
 
 
@@ -80,62 +75,10 @@ def _erp() -> Any:
 # fails all but one of concurrent CREATE TABLE IF NOT EXISTS of the same table. A real ERP has its tables already.
 @task(max_active_tis_per_dag=1)
 def create_erp_tables() -> None:
-    """Create the ERP tables this example writes to, if missing."""
+    """Create the ERP's own tables, if missing."""
     hook = _erp()
     for statement in ERP_TABLES:
         hook.run(statement)
-
-
-def _read_orders(path: str) -> list[dict[str, Any]]:
-    import json
-    from decimal import Decimal
-
-    from airflow.sdk import ObjectStoragePath
-
-    with ObjectStoragePath(path).open("r", encoding="utf-8") as lines:
-        return [json.loads(line, parse_float=Decimal) for line in lines if line.strip()]
-
-
-def _upsert_orders(hook: Any, orders: list[dict[str, Any]]) -> None:
-    """Insert new orders and refresh known ones; an order keeps the ERP number it was first given.
-
-    A version older than the ERP's is not written back: runs of different days load in parallel, and a day exported
-    before an edit may be loaded after the edit was applied. (updated_at is RFC 3339 UTC as Consentio sends it, so
-    its text order is its time order.)
-    """
-    marks = ", ".join([hook.placeholder] * 8)
-    sql = (
-        "INSERT INTO erp_orders (hash_id, consentio_id, erp_number, status, currency, total, created_at, updated_at,"
-        f" payload) VALUES ({marks}, {hook.placeholder}) ON CONFLICT (hash_id) DO UPDATE SET status = excluded.status,"
-        " currency = excluded.currency, total = excluded.total, updated_at = excluded.updated_at,"
-        " payload = excluded.payload"
-        " WHERE erp_orders.updated_at IS NULL OR excluded.updated_at >= erp_orders.updated_at"
-    )
-    rows = [
-        (
-            order["hash_id"],
-            order["id"],
-            _erp_number(order),
-            order.get("status"),
-            order.get("currency"),
-            str(order.get("price")),
-            order.get("created_at"),
-            order.get("updated_at"),
-            _canonical(order),
-        )
-        for order in orders
-    ]
-    _executemany(hook, sql, rows)
-
-
-def _erp_number(order: dict[str, Any]) -> str:
-    """The ERP's own order number (a stand-in: a real ERP assigns it on insert)."""
-    return f"ERP-{order['id']:08d}"
-
-
-def _reference(order: dict[str, Any]) -> dict[str, str]:
-    """What is pushed back to Consentio for an order loaded into the ERP."""
-    return {"hash_id": order["hash_id"], "external_id": _erp_number(order), "external_status": "imported"}
 
 
 def _executemany(hook: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -146,10 +89,39 @@ def _executemany(hook: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
         conn.commit()
 
 
-def _canonical(order: dict[str, Any]) -> str:
-    from airflow_provider_consentio.jsonwire import dumps
+def _erp_number(order_id: int) -> str:
+    """The ERP's own order number (a stand-in: a real ERP assigns it on insert)."""
+    return f"ERP-{order_id:08d}"
 
-    return dumps(order)
+
+@task
+def give_erp_numbers(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
+    """The ERP's part: every order without an ERP number gets one (kept across edits: the load leaves the column
+    alone); the numbers of the exported orders go back to Consentio (a file for the push)."""
+    import json
+
+    import msgspec
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_consentio.transfers.consentio_to_sql import input_files
+
+    hook = _erp()
+    unnumbered = hook.get_records("SELECT id FROM erp_orders WHERE erp_number IS NULL")
+    sql = f"UPDATE erp_orders SET erp_number = {hook.placeholder} WHERE id = {hook.placeholder}"
+    _executemany(hook, sql, [(_erp_number(order_id), order_id) for (order_id,) in unnumbered])
+    order = msgspec.json.Decoder(msgspec.defstruct("Order", [("id", int), ("hash_id", str)]))
+    target = ObjectStoragePath(references_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    loaded = 0
+    with target.open("w", encoding="utf-8") as out:
+        for path in input_files(export_summary):
+            with ObjectStoragePath(path).open("rb") as lines:
+                for line in filter(bytes.strip, lines):
+                    keys = order.decode(line)
+                    reference = {"hash_id": keys.hash_id, "external_id": _erp_number(keys.id)}
+                    out.write(json.dumps({**reference, "external_status": "imported"}) + "\n")
+                    loaded += 1
+    return {"loaded": loaded, "numbered": len(unnumbered), "references_path": references_path}
 
 
 @dag(
@@ -177,28 +149,15 @@ def consentio_seller_daily() -> None:
         statuses=["accepted"],
     )
 
-    @task
-    def load_orders_into_erp(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
-        """Upsert the exported orders into the ERP; write each order's ERP number for the push back."""
-        import json
-
-        from airflow.sdk import ObjectStoragePath
-
-        orders = _read_orders(export_summary["path"])
-        _upsert_orders(_erp(), orders)
-        target = ObjectStoragePath(references_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8") as out:
-            for order in orders:
-                out.write(json.dumps(_reference(order)) + "\n")
-        return {"loaded": len(orders), "references_path": references_path}
-
-    loaded = load_orders_into_erp(export.output, references_path=DATA_DIR + "/references/" + DAY + ".jsonl")
-    create_erp_tables() >> loaded
+    load = ConsentioToSqlOperator(
+        task_id="load_orders_into_erp", input_path=export.output, sql_conn_id=ERP_CONN_ID, table_prefix=TABLE_PREFIX
+    )
+    numbered = give_erp_numbers(export.output, references_path=DATA_DIR + "/references/" + DAY + ".jsonl")
+    create_erp_tables() >> load >> numbered
 
     push_references = ConsentioSyncExternalOrdersOperator(
         task_id="push_erp_references",
-        input_path="{{ ti.xcom_pull(task_ids='load_orders_into_erp')['references_path'] }}",
+        input_path="{{ ti.xcom_pull(task_ids='give_erp_numbers')['references_path'] }}",
     )
 
     edited = ConsentioEditedOrdersOperator(
@@ -207,35 +166,47 @@ def consentio_seller_daily() -> None:
         **EDITS_ONE_AT_A_TIME,
     )
 
+    load_edits = ConsentioToSqlOperator(
+        task_id="load_edits_into_erp",
+        input_path=edited.output,
+        sql_conn_id=ERP_CONN_ID,
+        table_prefix=TABLE_PREFIX,
+        **EDITS_ONE_AT_A_TIME,
+    )
+
     @task(**EDITS_ONE_AT_A_TIME)
     def apply_edits_in_erp(edited_summary: dict[str, Any]) -> list[dict[str, Any]]:
-        """Apply each edited order in the ERP and return exactly the versions applied (for mark seen)."""
+        """Log each edit version the load applied; return exactly those versions (for mark seen)."""
         hook = _erp()
-        orders = _read_orders(edited_summary["path"])
-        _upsert_orders(hook, orders)
         sql = (
             "INSERT INTO erp_order_edits (hash_id, updated_at)"
             f" VALUES ({hook.placeholder}, {hook.placeholder}) ON CONFLICT DO NOTHING"
         )
-        _executemany(hook, sql, [(order["hash_id"], order["updated_at"]) for order in orders])
-        return [{"hash_id": order["hash_id"], "updated_at": order["updated_at"]} for order in orders]
+        _executemany(hook, sql, [(order["hash_id"], order["updated_at"]) for order in edited_summary["orders"]])
+        return edited_summary["orders"]
 
     applied = apply_edits_in_erp(edited.output)
+    load_edits >> applied
 
     mark_seen = ConsentioMarkOrdersSeenOperator(task_id="mark_edits_seen", orders=applied, **EDITS_ONE_AT_A_TIME)
 
     @task
-    def orders_to_prepare(export_summary: dict[str, Any], params: dict[str, Any] | None = None) -> list[list[str]]:
+    def orders_to_prepare(numbered: dict[str, Any], params: dict[str, Any] | None = None) -> list[list[str]]:
         """The day's hash IDs in chunks, or nothing unless the run asked for it (mapping over [] skips)."""
+        import json
+
+        from airflow.sdk import ObjectStoragePath
+
         if not (params or {}).get("prepare_orders"):
             return []
-        hash_ids = [order["hash_id"] for order in _read_orders(export_summary["path"])]
+        with ObjectStoragePath(numbered["references_path"]).open("r", encoding="utf-8") as references:
+            hash_ids = [json.loads(line)["hash_id"] for line in references]
         return [hash_ids[i : i + PREPARE_CHUNK] for i in range(0, len(hash_ids), PREPARE_CHUNK)]
 
-    to_prepare = orders_to_prepare(export.output)
+    to_prepare = orders_to_prepare(numbered)
     prepare = ConsentioPrepareOrderOperator.partial(task_id="prepare_orders").expand(hash_ids=to_prepare)
 
-    chain(loaded, push_references, edited)
+    chain(numbered, push_references, edited)
     chain(mark_seen, to_prepare, prepare)
 
 
@@ -248,11 +219,11 @@ HISTORY_DOC = """
 Loads a whole range of days (for example last year, on first setting up) in **one run**, not one run per day:
 
 1. **export** the accepted orders, one file per day: the very files `consentio_seller_daily` writes for those days,
-2. **load** them all into the ERP,
+2. **load** them all into the ERP (`ConsentioToSqlOperator`, one transaction for the whole range),
 3. **push** the ERP numbers back to Consentio.
 
 Trigger it with the params `start` and `end` (dates, end exclusive). Safe alongside the daily DAG: both write the
-same day files with the same bytes, the ERP keys orders on `hash_id` and keeps their first ERP number, and pushing a
+same day files with the same bytes, the ERP keys orders on their ID and keeps their first ERP number, and pushing a
 reference twice sets the same value, so a day loaded by both is in the ERP once. Edits stay with the daily DAG.
 """
 
@@ -281,38 +252,19 @@ def consentio_seller_history() -> None:
         window_size=timedelta(days=1),
     )
 
-    @task
-    def load_days_into_erp(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
-        """Upsert every day's orders into the ERP, one day at a time; write the ERP numbers for the push back."""
-        import json
-
-        from airflow.sdk import ObjectStoragePath
-
-        from airflow_provider_consentio.operators.partitioned_export import partition_files
-
-        hook = _erp()
-        loaded = 0
-        target = ObjectStoragePath(references_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("w", encoding="utf-8") as out:
-            for _, path in partition_files(export_summary):
-                orders = _read_orders(path)
-                _upsert_orders(hook, orders)
-                out.writelines(json.dumps(_reference(order)) + "\n" for order in orders)
-                loaded += len(orders)
-        return {"loaded": loaded, "days": export_summary["files"], "references_path": references_path}
-
-    loaded = load_days_into_erp(
-        export.output,
-        references_path=DATA_DIR + "/references/history-{{ params.start }}-{{ params.end }}.jsonl",
+    load = ConsentioToSqlOperator(
+        task_id="load_days_into_erp", input_path=export.output, sql_conn_id=ERP_CONN_ID, table_prefix=TABLE_PREFIX
     )
-    create_erp_tables() >> loaded
+    numbered = give_erp_numbers(
+        export.output, references_path=DATA_DIR + "/references/history-{{ params.start }}-{{ params.end }}.jsonl"
+    )
+    create_erp_tables() >> load >> numbered
 
     push_references = ConsentioSyncExternalOrdersOperator(
         task_id="push_erp_references",
-        input_path="{{ ti.xcom_pull(task_ids='load_days_into_erp')['references_path'] }}",
+        input_path="{{ ti.xcom_pull(task_ids='give_erp_numbers')['references_path'] }}",
     )
-    chain(loaded, push_references)
+    chain(numbered, push_references)
 
 
 consentio_seller_history()

@@ -66,7 +66,10 @@ def seller_facts(workdir: Path, sandbox: SandboxProcess, day: date) -> dict[str,
     exported = sum(1 for line in export.read_text(encoding="utf-8").splitlines() if line.strip())
     erp_db = workdir / "erp.db"
     loaded = query(
-        erp_db, "SELECT hash_id, erp_number FROM erp_orders WHERE created_at >= ? AND created_at < ?", start, end
+        erp_db,
+        "SELECT hash_id, erp_number FROM erp_orders WHERE created_at >= datetime(?) AND created_at < datetime(?)",
+        start,
+        end,
     )
     state = sandbox.admin("GET", "/_sandbox/state")
     references = state["external_refs"]

@@ -136,7 +136,8 @@ def erp_equals_truth(sandbox: SandboxProcess, erp: Path, first: date, days: int)
                 "GET", "/_sandbox/orders", params={"from": low, "to": high, "kind": "sale", "status": "accepted"}
             )
             rows = db.execute(
-                "SELECT hash_id, erp_number, updated_at FROM erp_orders WHERE created_at >= ? AND created_at < ?",
+                "SELECT hash_id, erp_number, strftime('%Y-%m-%dT%H:%M:%SZ', updated_at) FROM erp_orders"
+                " WHERE created_at >= datetime(?) AND created_at < datetime(?)",
                 (low, high),
             ).fetchall()
             in_erp = {hash_id: (number, updated) for hash_id, number, updated in rows}
@@ -183,6 +184,7 @@ def run_rate(orders_per_day: int, year_days: int, sample_days: int, parallel: in
                 if label.startswith("(c)"):
                     with closing(sqlite3.connect(erp)) as db:
                         db.execute("DELETE FROM erp_orders")
+                        db.execute("DELETE FROM erp_order_items")
                         db.commit()
                     shutil.rmtree(data, ignore_errors=True)
                 measured = run(first, days)

@@ -312,7 +312,9 @@ def test_seller_daily_loads_exactly_the_days_accepted_orders_and_pushes_erp_numb
     of_the_day = {
         hash_id
         for (hash_id,) in query(
-            erp, "SELECT hash_id FROM erp_orders WHERE created_at >= ? AND created_at < ?", *map(_rfc3339, (start, end))
+            erp,
+            "SELECT hash_id FROM erp_orders WHERE created_at >= datetime(?) AND created_at < datetime(?)",
+            *map(_rfc3339, (start, end)),
         )
     }
     assert of_the_day == truth

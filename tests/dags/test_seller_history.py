@@ -23,7 +23,7 @@ def _midnight(day: date) -> datetime:
 
 
 def _erp_rows(erp):
-    return query(erp, "SELECT hash_id, consentio_id, erp_number, updated_at FROM erp_orders ORDER BY hash_id")
+    return query(erp, "SELECT hash_id, id, erp_number, updated_at FROM erp_orders ORDER BY hash_id")
 
 
 def _accepted_lines(sandbox, day: date) -> list[bytes]:
@@ -58,8 +58,8 @@ def test_history_and_daily_runs_together_load_every_order_once(sandbox, run_dag,
         for stored in sandbox.state.window(_midnight(days[0]), _midnight(days[-1] + timedelta(1)), "sale", "accepted")
     }
     assert len(truth) > 150
-    assert history.xcoms["load_days_into_erp"]["loaded"] == history.xcoms["export_accepted_orders_by_day"]["count"]
-    assert history.xcoms["push_erp_references"]["updated"] == history.xcoms["load_days_into_erp"]["loaded"]
+    assert history.xcoms["load_days_into_erp"]["read"] == history.xcoms["export_accepted_orders_by_day"]["count"]
+    assert history.xcoms["push_erp_references"]["updated"] == history.xcoms["load_days_into_erp"]["read"]
 
     # Each day's file, written by the history, the daily run or both, holds that day's accepted orders once each.
     for day in days:
@@ -70,7 +70,8 @@ def test_history_and_daily_runs_together_load_every_order_once(sandbox, run_dag,
     low, high = (f"{day}T00:00:00Z" for day in (days[0], days[-1] + timedelta(1)))
     in_range = query(
         erp,
-        "SELECT hash_id, erp_number, updated_at FROM erp_orders WHERE created_at >= ? AND created_at < ?",
+        "SELECT hash_id, erp_number, strftime('%Y-%m-%dT%H:%M:%SZ', updated_at) FROM erp_orders"
+        " WHERE created_at >= datetime(?) AND created_at < datetime(?)",
         low,
         high,
     )

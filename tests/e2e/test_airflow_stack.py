@@ -140,7 +140,8 @@ def test_a_seven_day_backfill_under_the_scheduler_loads_exactly_the_accepted_ord
     with closing(sqlite3.connect(workdir / "erp.db")) as erp:
         loaded = dict(
             erp.execute(
-                "SELECT hash_id, erp_number FROM erp_orders WHERE created_at >= ? AND created_at < ?",
+                "SELECT hash_id, erp_number FROM erp_orders"
+                " WHERE created_at >= datetime(?) AND created_at < datetime(?)",
                 (start.replace("+00:00", "Z"), end.replace("+00:00", "Z")),
             )
         )

@@ -1,0 +1,1 @@
+"""Transfers: Consentio exports into other systems (SQL databases)."""
