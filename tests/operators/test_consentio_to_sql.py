@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections import defaultdict
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_consentio.jsonwire import loads
 from airflow_provider_consentio.sandbox import SandboxConfig
@@ -79,9 +78,10 @@ def load(input_path: Any, **options: Any) -> dict[str, Any]:
     from airflow_provider_consentio.transfers.consentio_to_sql import ConsentioToSqlOperator
 
     operator = ConsentioToSqlOperator(task_id="load", input_path=input_path, sql_conn_id="warehouse", **options)
-    context: Any = {"outlet_events": defaultdict(SimpleNamespace)}
-    summary = operator.execute(context)
-    summary["asset_events"] = {asset.name: event.extra for asset, event in context["outlet_events"].items()}
+    # Airflow's own accessor: Airflow 3.1's Assets do not hash (they hold their extra dict), so no plain dict.
+    events = OutletEventAccessors()
+    summary = operator.execute({"outlet_events": events})
+    summary["asset_events"] = {asset.name: events[asset].extra for asset in operator.outlets}
     return summary
 
 
@@ -294,12 +294,11 @@ def test_the_other_resources_load_into_their_tables(warehouse, tmp_path):
 
 KILLED_LOAD = r"""
 import sys
-from collections import defaultdict
-from types import SimpleNamespace
+from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow_provider_consentio.transfers.consentio_to_sql import ConsentioToSqlOperator
 
 ConsentioToSqlOperator(task_id="load", input_path=sys.argv[1], sql_conn_id="warehouse").execute(
-    {"outlet_events": defaultdict(SimpleNamespace)}
+    {"outlet_events": OutletEventAccessors()}
 )
 print("committed")
 """
