@@ -20,8 +20,8 @@ from airflow_provider_consentio.client.endpoints import Call, PartnerAPI
 from airflow_provider_consentio.client.retry import raise_for_status
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioResponseError
-from airflow_provider_consentio.jsonwire import dumps
 from airflow_provider_consentio.models import Session
+from airflow_provider_consentio.models.jsonwire import dumps
 
 log = logging.getLogger("airflow_provider_consentio.client")
 

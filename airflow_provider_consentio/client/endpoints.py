@@ -17,20 +17,10 @@ import httpx
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_consentio.catalogue_models import (
-    BasePrice,
-    Client,
-    ClientAddress,
-    PriceGroupPrice,
-    Product,
-    PromotedOrder,
-    products_csv,
-)
 from airflow_provider_consentio.client import shapes
 from airflow_provider_consentio.client.retry import excerpt
 from airflow_provider_consentio.client.shapes import ListingShape
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError, ConsentioSchemaDriftError
-from airflow_provider_consentio.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
 from airflow_provider_consentio.models import (
     ORDER_KINDS,
     ORDER_STATUSES,
@@ -48,6 +38,16 @@ from airflow_provider_consentio.models import (
     RawRecord,
     RecordError,
 )
+from airflow_provider_consentio.models.catalogue import (
+    BasePrice,
+    Client,
+    ClientAddress,
+    PriceGroupPrice,
+    Product,
+    PromotedOrder,
+    products_csv,
+)
+from airflow_provider_consentio.models.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
 
 PARTNER_PREFIX = "/v2/partner"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -236,7 +236,7 @@ class PartnerAPI:
         """
         return Listing(self.orders(start, end, PROMOTED_ORDER_KIND, None).call, ORDERS, OrderReferenceKeys)
 
-    # --- the seller's catalogue (ASSUMPTIONS: see catalogue_models.py and the sandbox's catalogue.py) ---------------
+    # --- the seller's catalogue (ASSUMPTIONS: see models/catalogue.py and the sandbox's catalogue.py) ---------------
     # Every write below is keyed (sku, pricegroup_id + product, client_external_id, address external_id): repeating
     # a batch sets the same values again, so these are safe to retry.
 

@@ -9,14 +9,6 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_consentio.catalogue_models import (
-    BasePrice,
-    Client,
-    ClientAddress,
-    PriceGroupPrice,
-    Product,
-    PromotedOrder,
-)
 from airflow_provider_consentio.client import endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
@@ -25,6 +17,14 @@ from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, 
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
 from airflow_provider_consentio.models import BatchResult, ExternalReference, Order, PurchaseNeed, RawRecord, Session
+from airflow_provider_consentio.models.catalogue import (
+    BasePrice,
+    Client,
+    ClientAddress,
+    PriceGroupPrice,
+    Product,
+    PromotedOrder,
+)
 
 
 class ConsentioClient(ClientBase):

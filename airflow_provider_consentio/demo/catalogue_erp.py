@@ -110,7 +110,7 @@ def catalogue_facts(db_path: Path, sandbox_url: str) -> dict[str, Any]:
     """What the catalogue pipeline left in Consentio (the sandbox at ``sandbox_url``), checked against the ERP."""
     import httpx
 
-    from airflow_provider_consentio.jsonwire import loads
+    from airflow_provider_consentio.models.jsonwire import loads
 
     response = httpx.get(f"{sandbox_url}/_sandbox/catalogue", timeout=60)
     response.raise_for_status()

@@ -12,8 +12,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 from airflow.sdk import BaseOperator
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioValidationError
-from airflow_provider_consentio.hook_owner import ConsentioHookOwner
-from airflow_provider_consentio.lineage import LineageDataset, LineageMixin, api_dataset
+from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
+from airflow_provider_consentio.operators.lineage import LineageDataset, LineageMixin, api_dataset
 from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
@@ -279,12 +279,12 @@ def validate_input(
 ) -> tuple[list[Any], list[str]]:
     """Validate every record before anything is sent; return the valid models and one line per invalid record.
 
-    Read-only and unknown fields are left out of the bodies (write_fields.py), named in one logged line.
+    Read-only and unknown fields are left out of the bodies (models/write_fields.py), named in one logged line.
 
     With ``on_invalid="fail"`` any invalid record raises :class:`ConsentioInvalidRecordsError` listing all of them.
     """
     from airflow_provider_consentio.models import validate_records
-    from airflow_provider_consentio.write_fields import DroppedFields
+    from airflow_provider_consentio.models.write_fields import DroppedFields
 
     dropped = DroppedFields()
     valid, problems = validate_records(model, records, key_field, source="record", dropped=dropped)

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_consentio.lineage import input_file_datasets
 from airflow_provider_consentio.operators._common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioWriteOperator,
     write_records,
 )
+from airflow_provider_consentio.operators.lineage import input_file_datasets
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -110,7 +110,7 @@ class ConsentioUpsertOperator(ConsentioWriteOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.records import load_records
+        from airflow_provider_consentio.operators.inputs import load_records
 
         model = self.record_model()
         raw, source = load_records(

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ConsentioOperator, ProgressLog, plural
-from airflow_provider_consentio.operators.durable import Checkpoint, ExportCheckpoints, SwitchableStream
-from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
+from airflow_provider_consentio.operators.checkpoints import Checkpoint, ExportCheckpoints, SwitchableStream
+from airflow_provider_consentio.operators.lineage import storage_dataset
+from airflow_provider_consentio.operators.windows import AdaptiveWindows, parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -152,7 +152,7 @@ class ConsentioWindowExportOperator(ConsentioOperator):
         """Called when the window held no record (by default, that is news to nobody)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
 
         start, end = resolve_window(
             context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id

@@ -79,7 +79,7 @@ class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
         self.language = language
 
     def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.catalogue_models import Product
+        from airflow_provider_consentio.models.catalogue import Product
 
         return Product
 
@@ -121,7 +121,7 @@ class ConsentioSetBasePricesOperator(ConsentioCatalogueUpsertOperator):
     key_field = "sku"
 
     def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.catalogue_models import BasePrice
+        from airflow_provider_consentio.models.catalogue import BasePrice
 
         return BasePrice
 
@@ -142,12 +142,12 @@ class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
     key_field = "line"
 
     def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.catalogue_models import PriceGroupPrice
+        from airflow_provider_consentio.models.catalogue import PriceGroupPrice
 
         return PriceGroupPrice
 
     def prepare(self, records: list[Any]) -> list[Any]:
-        from airflow_provider_consentio.catalogue_models import price_group_line
+        from airflow_provider_consentio.models.catalogue import price_group_line
 
         return [price_group_line(record) for record in records]
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural, write_raw_lines
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
+from airflow_provider_consentio.operators.lineage import storage_dataset
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +40,7 @@ class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
     key_field = "client_external_id"
 
     def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.catalogue_models import Client
+        from airflow_provider_consentio.models.catalogue import Client
 
         return Client
 
@@ -61,7 +61,7 @@ class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
     key_field = "external_id"
 
     def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.catalogue_models import ClientAddress
+        from airflow_provider_consentio.models.catalogue import ClientAddress
 
         return ClientAddress
 
@@ -98,7 +98,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
         self.client_external_id = client_external_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
 
         client = self.hook.get_conn()
         if self.resource == "clients":

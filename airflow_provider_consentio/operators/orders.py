@@ -14,7 +14,6 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
-from airflow_provider_consentio.lineage import input_file_datasets, storage_dataset
 from airflow_provider_consentio.operators._common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioOperator,
@@ -26,7 +25,8 @@ from airflow_provider_consentio.operators._common import (
     write_records,
 )
 from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator, write_jsonl
-from airflow_provider_consentio.windows import parse_instant
+from airflow_provider_consentio.operators.lineage import input_file_datasets, storage_dataset
+from airflow_provider_consentio.operators.windows import parse_instant
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -173,7 +173,7 @@ class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_consentio.models import ExternalReference
-        from airflow_provider_consentio.records import load_records
+        from airflow_provider_consentio.operators.inputs import load_records
 
         raw, source = load_records(
             records=self.references,
@@ -244,7 +244,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         return parse_instant(anchor, "data_interval_start") - self.lookback
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
 
         since = self.resolve_since(context)
         path = as_storage_path(self.output_path)

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ProgressLog, plural
 from airflow_provider_consentio.operators._window_export import write_sub_windows
-from airflow_provider_consentio.operators.durable import PeriodCheckpoints
+from airflow_provider_consentio.operators.checkpoints import PeriodCheckpoints
+from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
-from airflow_provider_consentio.windows import AdaptiveWindows, parse_instant, resolve_window
+from airflow_provider_consentio.operators.windows import AdaptiveWindows, parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,7 +187,7 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
 
     def _export_period(self, fetch: Fetch, windows: AdaptiveWindows, path: str) -> int:
         """Write one period's orders to ``path`` exactly as the daily export does; returns how many."""
-        from airflow_provider_consentio.storage import atomic_writer
+        from airflow_provider_consentio.operators.storage import atomic_writer
 
         with atomic_writer(path) as out:
             # The running count after each sub-window; the daily export logs them, here one line per period will do.

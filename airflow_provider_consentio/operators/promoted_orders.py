@@ -29,7 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.lineage import input_file_datasets
 from airflow_provider_consentio.operators._common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioWriteOperator,
@@ -37,15 +36,16 @@ from airflow_provider_consentio.operators._common import (
     plural,
     write_records,
 )
+from airflow_provider_consentio.operators.lineage import input_file_datasets
 from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.catalogue_models import PromotedOrder
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.client.retry import SettleWindow
     from airflow_provider_consentio.models import BatchResult
+    from airflow_provider_consentio.models.catalogue import PromotedOrder
 
 # Orders created this long after "now" are still searched: the server's clock may run ahead of the worker's.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -119,8 +119,8 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         return SettleWindow(self.settle_window, self.poll_every)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.catalogue_models import PromotedOrder
-        from airflow_provider_consentio.records import load_records
+        from airflow_provider_consentio.models.catalogue import PromotedOrder
+        from airflow_provider_consentio.operators.inputs import load_records
 
         raw, source = load_records(records=self.orders, input_path=self.input_path)
         client = self.hook.get_conn()

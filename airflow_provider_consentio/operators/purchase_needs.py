@@ -10,10 +10,10 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.lineage import storage_dataset
 from airflow_provider_consentio.operators._common import ConsentioOperator, plural, write_raw_lines
 from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
-from airflow_provider_consentio.windows import parse_instant, resolve_window
+from airflow_provider_consentio.operators.lineage import storage_dataset
+from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -133,7 +133,7 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
 
         first, last = self.resolve_dates(context)
         path = as_storage_path(self.output_path)

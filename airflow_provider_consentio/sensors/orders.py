@@ -10,9 +10,9 @@ from airflow.configuration import conf
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_consentio.errors import ConsentioError
-from airflow_provider_consentio.hook_owner import ConsentioHookOwner
-from airflow_provider_consentio.lineage import LineageMixin, api_dataset
-from airflow_provider_consentio.watches import OrdersWatch
+from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
+from airflow_provider_consentio.operators.lineage import LineageMixin, api_dataset
+from airflow_provider_consentio.triggers.watches import OrdersWatch
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -3,7 +3,7 @@
 A table holds one row per record, keyed by the API's ID; the fields people query get typed columns (read from the
 record's top-level field of the same name); the record's whole JSON goes to the ``raw`` column, so a field the API
 adds later is never lost. The typed columns are the fields of the resource's model (models.py,
-catalogue_models.py), each typed from the model's annotation:
+models/catalogue.py), each typed from the model's annotation:
 
 =========================================== ================ =====================================================
 model annotation                            column type      Postgres / SQLite / others
@@ -146,8 +146,8 @@ RESOURCES = tuple(RESOURCE_TABLES)
 
 
 def _tables() -> dict[str, Table]:
-    from airflow_provider_consentio.catalogue_models import Client, ClientAddress, Product
     from airflow_provider_consentio.models import Order, OrderItem, PurchaseNeed
+    from airflow_provider_consentio.models.catalogue import Client, ClientAddress, Product
 
     items = ChildTable(
         name=RESOURCE_TABLES["orders"][1],

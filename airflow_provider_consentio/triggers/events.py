@@ -23,8 +23,8 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_consentio.errors import ConsentioError
-from airflow_provider_consentio.watches import WATCHES
-from airflow_provider_consentio.windows import parse_instant
+from airflow_provider_consentio.operators.windows import parse_instant
+from airflow_provider_consentio.triggers.watches import WATCHES
 
 # An event names at most this many orders; ``count`` is always the full number.
 LISTED_ORDERS = 200

@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_consentio.errors import ConsentioError, ConsentioTransientError
 from airflow_provider_consentio.hooks.consentio import ConsentioHook
-from airflow_provider_consentio.watches import OrdersWatch
+from airflow_provider_consentio.triggers.watches import OrdersWatch
 
 
 class ConsentioOrdersTrigger(BaseTrigger):

@@ -29,7 +29,7 @@ REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO))
 
 from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, SandboxProcess, wait_until  # noqa: E402
-from airflow_provider_consentio.jsonwire import split_array  # noqa: E402
+from airflow_provider_consentio.models.jsonwire import split_array  # noqa: E402
 
 DAG_ID = "consentio_durable_bench"
 START, END = "2025-01-15T00:00:00Z", "2025-03-16T00:00:00Z"  # 60 days

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_consentio.catalogue_models import Client, ClientAddress, Product
 from airflow_provider_consentio.cli.check import check, parse_duration
 from airflow_provider_consentio.client import ConsentioClient, ConsentioSettings, TokenCache
 from airflow_provider_consentio.client.shapes import rate_limit_headers
 from airflow_provider_consentio.models import PurchaseNeed
+from airflow_provider_consentio.models.catalogue import Client, ClientAddress, Product
 from airflow_provider_consentio.sandbox import SandboxConfig, SandboxServer
 from airflow_provider_consentio.sandbox.faults import FaultPlan
 

@@ -8,7 +8,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from airflow_provider_consentio.catalogue_models import (
+from airflow_provider_consentio.errors import ConsentioTransientError
+from airflow_provider_consentio.models.catalogue import (
     BasePrice,
     Client,
     ClientAddress,
@@ -17,8 +18,7 @@ from airflow_provider_consentio.catalogue_models import (
     PromotedOrder,
     products_csv,
 )
-from airflow_provider_consentio.errors import ConsentioTransientError
-from airflow_provider_consentio.jsonwire import loads
+from airflow_provider_consentio.models.jsonwire import loads
 
 
 def catalogue(sandbox) -> dict:

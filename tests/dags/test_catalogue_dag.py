@@ -10,7 +10,7 @@ import httpx
 from test_example_dags import RUN_DATE, example_env  # noqa: F401 (a fixture)
 
 from airflow_provider_consentio.demo.catalogue_erp import catalogue_differences, seed_catalogue
-from airflow_provider_consentio.jsonwire import loads
+from airflow_provider_consentio.models.jsonwire import loads
 
 
 def catalogue(sandbox) -> dict:

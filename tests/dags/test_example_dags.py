@@ -36,9 +36,9 @@ RUNTIME_ONLY = (
     "airflow_provider_consentio.models",
     "airflow_provider_consentio.sandbox",
     "airflow_provider_consentio.hooks",
-    "airflow_provider_consentio.records",
-    "airflow_provider_consentio.storage",
-    "airflow_provider_consentio.jsonwire",
+    "airflow_provider_consentio.operators.inputs",
+    "airflow_provider_consentio.operators.storage",
+    "airflow_provider_consentio.models.jsonwire",
     "airflow_provider_consentio.demo",
 )
 DAY = date(2025, 3, 10)

@@ -12,7 +12,7 @@ import httpx
 from test_example_dags import example_env  # noqa: F401 (a fixture)
 
 from airflow_provider_consentio.demo.erp import query
-from airflow_provider_consentio.jsonwire import loads, split_array
+from airflow_provider_consentio.models.jsonwire import loads, split_array
 
 FIRST, END = date(2025, 3, 1), date(2025, 3, 8)  # the history's range, end exclusive
 DAILY_DAYS = [date(2025, 3, 6), date(2025, 3, 7), date(2025, 3, 8)]  # two inside the range, one after it

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_consentio.catalogue_models import (
+from airflow_provider_consentio.models.catalogue import (
     BasePrice,
     Client,
     ClientAddress,
@@ -22,7 +22,7 @@ from airflow_provider_consentio.catalogue_models import (
     Product,
     price_group_line,
 )
-from airflow_provider_consentio.jsonwire import dumps, loads
+from airflow_provider_consentio.models.jsonwire import dumps, loads
 
 
 def catalogue(sandbox) -> dict[str, Any]:

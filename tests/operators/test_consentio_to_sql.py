@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_consentio.jsonwire import loads
+from airflow_provider_consentio.models.jsonwire import loads
 from airflow_provider_consentio.sandbox import SandboxConfig
 from airflow_provider_consentio.sandbox.data import recompute_totals
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from airflow_provider_consentio.jsonwire import loads, split_array
+from airflow_provider_consentio.models.jsonwire import loads, split_array
 
 WINDOW = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-03T00:00:00Z"}
 
@@ -85,7 +85,7 @@ def test_the_export_by_day_resumes_after_the_last_completed_day(run_dag, sandbox
 
 
 def test_the_changed_products_export_resumes_too(run_dag, sandbox, make_client, tmp_path):
-    from airflow_provider_consentio.catalogue_models import Product
+    from airflow_provider_consentio.models.catalogue import Product
 
     make_client().upsert_products(
         [Product.model_validate({"sku": f"DUR-{n:04d}", "name": f"Product {n}"}) for n in range(300)]

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from airflow_provider_consentio.jsonwire import loads
+from airflow_provider_consentio.models.jsonwire import loads
 
 
 def admin(sandbox, method, path, **kwargs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from airflow_provider_consentio.jsonwire import loads, split_array
+from airflow_provider_consentio.models.jsonwire import loads, split_array
 
 
 def ground_truth_lines(sandbox, start, end, status=None):

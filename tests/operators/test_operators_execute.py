@@ -12,7 +12,7 @@ import httpx
 import pendulum
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.jsonwire import loads, split_array
+from airflow_provider_consentio.models.jsonwire import loads, split_array
 from airflow_provider_consentio.operators.catalogue import (
     ConsentioExportProductsOperator,
     ConsentioUpsertProductsOperator,

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_consentio.catalogue_models import Product
 from airflow_provider_consentio.errors import ConsentioError
+from airflow_provider_consentio.models.catalogue import Product
 from airflow_provider_consentio.operators.promoted_orders import (
     ConsentioCreatePromotedOrdersOperator,
     ConsentioDuplicateOrdersError,

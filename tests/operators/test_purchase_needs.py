@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from airflow_provider_consentio.demo.erp import insert_demand_lines, sqlite_connection
-from airflow_provider_consentio.jsonwire import dumps, loads
+from airflow_provider_consentio.models.jsonwire import dumps, loads
 
 FIELDS = (
     "code", "reference_code", "start_date", "end_date", "quantity", "quantity_unit", "external_status",

@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from airflow_provider_consentio.catalogue_models import Product
 from airflow_provider_consentio.errors import ConsentioResponseError, ConsentioSchemaDriftError
 from airflow_provider_consentio.models import PurchaseNeed
+from airflow_provider_consentio.models.catalogue import Product
 from airflow_provider_consentio.operators.catalogue import ConsentioExportProductsOperator
 from airflow_provider_consentio.operators.orders import ConsentioEditedOrdersOperator, ConsentioExportOrdersOperator
 from airflow_provider_consentio.operators.purchase_needs import ConsentioExportPurchaseNeedsOperator

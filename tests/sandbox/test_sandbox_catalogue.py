@@ -9,7 +9,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from airflow_provider_consentio.jsonwire import loads
+from airflow_provider_consentio.models.jsonwire import loads
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_clients_and_addresses_upsert_and_list(http, partner, auth):
 
 
 def _json(value) -> bytes:
-    from airflow_provider_consentio.jsonwire import dumps
+    from airflow_provider_consentio.models.jsonwire import dumps
 
     return dumps(value).encode()
 

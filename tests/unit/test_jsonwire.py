@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_consentio.jsonwire import JSONShapeError, compact_line, dumps, loads, split_array
+from airflow_provider_consentio.models.jsonwire import JSONShapeError, compact_line, dumps, loads, split_array
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False)
 json_values = st.recursive(

@@ -53,7 +53,7 @@ def test_each_documented_rule_is_enforced_and_named(change, reason):
 
 
 def test_unknown_and_read_only_fields_are_dropped_and_counted_a_misspelling_is_named():
-    from airflow_provider_consentio.write_fields import DroppedFields
+    from airflow_provider_consentio.models.write_fields import DroppedFields
 
     exported = {**GOOD, "id": 7, "created_at": "2025-01-01T00:00:00Z", "updated_at": "x", "x_crm": {"a": 1}}
     dropped = DroppedFields()

@@ -12,7 +12,7 @@ Working assumptions where the docs are silent (the client's endpoint layer holds
   1..256 characters and external_status at most 32 (as for purchase needs).
 * Batch write responses report per-record failures as ``"<code or hash_id>: <reason>"`` strings.
 * A saved purchase need whose ``created_at`` equals its ``updated_at`` was created by this call; else updated.
-* The catalogue's and promoted orders' models, with their assumptions, are in catalogue_models.py.
+* The catalogue's and promoted orders' models, with their assumptions, are in models/catalogue.py.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from pydantic import (
     model_validator,
 )
 
-from airflow_provider_consentio.write_fields import read_only
+from airflow_provider_consentio.models.write_fields import read_only
 
 if TYPE_CHECKING:
-    from airflow_provider_consentio.write_fields import DroppedFields
+    from airflow_provider_consentio.models.write_fields import DroppedFields
 
 OrderKind = Literal["sale", "purchase"]
 # The statuses GET /order can filter on ("draft" exists on orders but is not a documented filter).
@@ -70,7 +70,7 @@ class RawRecord(msgspec.Struct, frozen=True, gc=False):
     @property
     def data(self) -> dict[str, Any]:
         """Every field, parsed (numbers as exact Decimals). Costly: exports never need it."""
-        from airflow_provider_consentio.jsonwire import loads
+        from airflow_provider_consentio.models.jsonwire import loads
 
         value: dict[str, Any] = loads(bytes(self.raw))
         return value
@@ -365,7 +365,7 @@ def validate_records(
     Read-only and unknown fields are left out first (write_fields.py) and counted in ``dropped``; an unknown field
     named like a known one is a problem of its record (a misspelling).
     """
-    from airflow_provider_consentio.write_fields import DroppedFields, sent_fields
+    from airflow_provider_consentio.models.write_fields import DroppedFields, sent_fields
 
     dropped = dropped if dropped is not None else DroppedFields()
     valid: list[ModelT] = []

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from airflow_provider_consentio.models import ExactNumber, IsoDate, Text32, Text64, Text256
-from airflow_provider_consentio.write_fields import read_only
+from airflow_provider_consentio.models.write_fields import read_only
 
 PriceUnit = Literal["box", "pallet", "kg", "piece"]
 PRICE_UNITS: tuple[str, ...] = get_args(PriceUnit)

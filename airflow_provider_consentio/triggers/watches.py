@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.windows import parse_instant, resolve_window
+from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
 
 WATCHES = ("new_orders", "edited_orders")
 

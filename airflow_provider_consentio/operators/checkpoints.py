@@ -69,7 +69,7 @@ class ExportCheckpoints:
     """The parts and the task state store record of one export of one task instance."""
 
     def __init__(self, store: Any, final_path: Any, job: Mapping[str, Any], interval: float, log: Logger):
-        from airflow_provider_consentio.storage import as_storage_path
+        from airflow_provider_consentio.operators.storage import as_storage_path
 
         self.store = store
         self.final = as_storage_path(final_path)
@@ -116,7 +116,7 @@ class ExportCheckpoints:
         window_seconds: Any,
     ) -> Iterator[tuple[datetime, datetime, int]]:
         """Drive the export loop, cutting a part (and recording a checkpoint) every ``interval`` seconds."""
-        from airflow_provider_consentio.storage import atomic_writer
+        from airflow_provider_consentio.operators.storage import atomic_writer
 
         parts = resumed.parts if resumed else 0
         finished = False
@@ -149,7 +149,7 @@ class ExportCheckpoints:
 
     def finish(self) -> None:
         """Join the parts into the final file (one atomic write), then forget them."""
-        from airflow_provider_consentio.storage import atomic_writer
+        from airflow_provider_consentio.operators.storage import atomic_writer
 
         with atomic_writer(self.final) as out:
             for number in range(1, self.parts + 1):
