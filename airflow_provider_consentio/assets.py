@@ -17,6 +17,8 @@ from airflow.sdk import Asset
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
 
+    from airflow_provider_consentio.resources import AssetName
+
 ASSET_GROUP = "consentio"
 
 
@@ -26,6 +28,14 @@ def consentio_asset(name: str, consentio_conn_id: str, resource: str) -> Asset:
         uri=f"consentio://{consentio_conn_id}/{resource}",
         group=ASSET_GROUP,
         extra={"connection": consentio_conn_id, "resource": resource},
+    )
+
+
+def resource_asset(name: AssetName, consentio_conn_id: str, **params: Any) -> Asset:
+    """The Asset a resource's declaration names (``Read.asset``, ``Write.asset``), for one connection; ``params``
+    fill the name's placeholders (``kind="sale"``: ``consentio_sale_orders__<conn>``, ``orders/sale``)."""
+    return consentio_asset(
+        f"{name.stem.format(**params)}__{consentio_conn_id}", consentio_conn_id, name.path.format(**params)
     )
 
 

@@ -17,6 +17,7 @@ from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, 
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
 from airflow_provider_consentio.models import RawRecord, Session
+from airflow_provider_consentio.resources import Resource
 
 
 class AsyncConsentioClient(ClientBase):
@@ -28,10 +29,9 @@ class AsyncConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ):
         super().__init__(settings, token_cache, on_secret)
-        self._http = httpx.AsyncClient(**settings.httpx_options(), transport=transport)
+        self._http = httpx.AsyncClient(**settings.httpx_options())
         self._login_lock = asyncio.Lock()
 
     async def aclose(self) -> None:
@@ -94,6 +94,12 @@ class AsyncConsentioClient(ClientBase):
         except httpx.TransportError as exc:
             raise transport_error(call, exc) from exc
         return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
+
+    async def read_raw(
+        self, resource: Resource, start: datetime | None = None, end: datetime | None = None, **params: Any
+    ) -> list[RawRecord]:
+        """The twin of :meth:`ConsentioClient.read_raw`."""
+        return await self._raw(self.api.listing(resource, start, end, **params))
 
     async def get_raw_orders(
         self, start: datetime, end: datetime, *, kind: str = "sale", statuses: Sequence[str] | None = None

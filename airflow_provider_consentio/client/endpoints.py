@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -17,24 +18,16 @@ import httpx
 import msgspec
 from pydantic import BaseModel, ValidationError
 
+from airflow_provider_consentio import resources
 from airflow_provider_consentio.client import shapes
 from airflow_provider_consentio.client.retry import excerpt
 from airflow_provider_consentio.client.shapes import ListingShape
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError, ConsentioSchemaDriftError
 from airflow_provider_consentio.models import (
-    ORDER_KINDS,
-    ORDER_STATUSES,
-    VIEW_ORDER_FIELDS,
-    AddressKeys,
     BatchResult,
-    ClientKeys,
-    EditedOrderKeys,
     ExternalReference,
-    OrderId,
     OrderReferenceKeys,
-    ProductKeys,
     PurchaseNeed,
-    PurchaseNeedKeys,
     RawRecord,
     RecordError,
 )
@@ -48,6 +41,7 @@ from airflow_provider_consentio.models.catalogue import (
     products_csv,
 )
 from airflow_provider_consentio.models.jsonwire import JSONShapeError, compact_line, has_line_breaks, loads, split_array
+from airflow_provider_consentio.resources import Resource
 
 PARTNER_PREFIX = "/v2/partner"
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -78,51 +72,31 @@ class Call:
         return f"{self.method} {PARTNER_PREFIX}{self.path}"
 
 
-# --- what each listing answers (ASSUMPTIONS where the docs are silent); the client and `check` both read these ---
+# --- what each listing answers: the resources' declarations (resources/), as the shapes the client holds them to ---
 
-_STAMPS = ("created_at", "updated_at")
-_ORDER_NUMBERS = ("price", "weight", *(f"items[].{name}" for name in ("amount", "price", "total_price")))
-ORDERS = ListingShape(
-    "orders",
-    OrderId,
-    # Documented: numbers are JSON numbers, date-times RFC3339.
-    typed={
-        "hash_id": "string",
-        **dict.fromkeys((*_STAMPS, "closed_at", "delivery_estimated_at", "pickup_estimated_at"), "timestamp"),
-        **dict.fromkeys((*_ORDER_NUMBERS, "items[].served_amount", "items[].served_price"), "number"),
-    },
-    documented=VIEW_ORDER_FIELDS,
-    windowed=True,
-)
-EDITED_ORDERS = ListingShape("edited orders", EditedOrderKeys, ORDERS.typed, VIEW_ORDER_FIELDS)
-PURCHASE_NEEDS = ListingShape(
-    "purchase needs",
-    PurchaseNeedKeys,
-    typed={"start_date": "date", "end_date": "date", "quantity": "number", **dict.fromkeys(_STAMPS, "timestamp")},
-    documented=frozenset(PurchaseNeed.model_fields),
-    # The model page says {"purchase_needs": [...]}, the guide "an array": both are read.
-    envelope="purchase_needs",
-)
-PRODUCTS = ListingShape(
-    "products",
-    ProductKeys,
-    # Documented for the catalogue: numbers travel as strings.
-    typed={"base_price": "decimal-string", **dict.fromkeys(_STAMPS, "timestamp")},
-    documented=frozenset(Product.model_fields),
-    windowed=True,
-)
-CLIENTS = ListingShape(
-    "clients",
-    ClientKeys,
-    typed={"consentio_client_id": "integer", "workspace_id": "integer", **dict.fromkeys(_STAMPS, "timestamp")},
-    documented=frozenset(Client.model_fields),
-)
-ADDRESSES = ListingShape(
-    "addresses",
-    AddressKeys,
-    typed={"latitude": "number", "longitude": "number", **dict.fromkeys(_STAMPS, "timestamp")},
-    documented=frozenset(ClientAddress.model_fields),
-)
+
+def shape_of(resource: Resource) -> ListingShape:
+    """The shape ``resource``'s listing answers are held to (the client's reading and ``consentio check``)."""
+    return _shape_of(resource.name)
+
+
+@cache
+def _shape_of(name: str) -> ListingShape:
+    resource = resources.by_name(name)
+    read = resource.read
+    if read is None:
+        raise ConsentioConfigError(f"The Partner API does not list {resource.nouns}")
+    return ListingShape(
+        resource.nouns, read.key_struct, read.typed, read.documented_fields, read.envelope, windowed=read.windowed
+    )
+
+
+ORDERS = shape_of(resources.ORDERS)
+EDITED_ORDERS = shape_of(resources.EDITED_ORDERS)
+PURCHASE_NEEDS = shape_of(resources.PURCHASE_NEEDS)
+PRODUCTS = shape_of(resources.PRODUCTS)
+CLIENTS = shape_of(resources.CLIENTS)
+ADDRESSES = shape_of(resources.ADDRESSES)
 TEMPLATE_METHODS = ListingShape("export template methods", element="string")
 
 
@@ -166,33 +140,62 @@ class PartnerAPI:
             "POST", f"{self._ws}/login", body={"api_key": self._api_key}, authenticated=False, returns_secrets=True
         )
 
+    # --- any declared resource (resources/): its listing and its batch write ------------------------------------
+
+    def listing(
+        self, resource: Resource, start: datetime | None = None, end: datetime | None = None, **params: Any
+    ) -> Listing:
+        """The request for ``resource``'s records: over ``[start, end)`` if its listing takes a window, with its
+        other parameters (None: not given), each checked against the declaration before anything is sent."""
+        read = resource.read
+        given = resource.check_params(params)
+        assert read is not None  # check_params refuses a resource without a listing
+        query: dict[str, str] = {}
+        if read.window is not None:
+            if start is None or end is None:
+                raise ConsentioConfigError(f"the {resource.nouns} listing needs a window [start, end)")
+            # Formatted first: it refuses naive datetimes, which the comparison below would fail on with a TypeError.
+            query[read.window[0]], query[read.window[1]] = rfc3339(start, "start"), rfc3339(end, "end")
+            if end < start:
+                raise ConsentioConfigError(
+                    f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})"
+                )
+        elif start is not None or end is not None:
+            raise ConsentioConfigError(f"the {resource.nouns} listing takes no time window")
+        for name, value in given.items():
+            query[name] = _parameter(read.params[name], value, name)
+        return Listing(Call("GET", f"{self._ws}{read.path}", params=query or None), shape_of(resource))
+
+    def write(self, resource: Resource, records: Sequence[Any]) -> Call:
+        """The request that sends one batch of ``resource``'s validated records."""
+        spec = resource.write
+        if spec is None:
+            raise ConsentioConfigError(f"The Partner API takes no writes of {resource.nouns}")
+        if not records:
+            raise ConsentioConfigError(f"a write of {resource.nouns} needs at least one record (the API requires one)")
+        return Call(
+            spec.method,
+            f"{self._ws}{spec.path}",
+            body=spec.body(records),
+            saved_key=spec.saved_key,
+            idempotent=spec.idempotent,
+        )
+
+    # --- seller orders -----------------------------------------------------------------------------------------
+
     def orders(self, start: datetime, end: datetime, kind: str, status: str | None) -> Listing:
-        # ASSUMPTION: from/to filter created_at over the half-open window [from, to); one status per request.
-        if kind not in ORDER_KINDS:
-            raise ConsentioConfigError(f"kind must be one of {', '.join(ORDER_KINDS)}, got {kind!r}")
-        if status is not None and status not in ORDER_STATUSES:
-            raise ConsentioConfigError(f"status must be one of {', '.join(ORDER_STATUSES)}, got {status!r}")
-        # Formatted first: it refuses naive datetimes, which the comparison below would fail on with a TypeError.
-        params = {"from": rfc3339(start, "start"), "to": rfc3339(end, "end"), "kind": kind}
-        if end < start:
-            raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-        if status:
-            params["status"] = status
-        return Listing(Call("GET", f"{self._ws}/order", params=params), ORDERS)
+        return self.listing(resources.ORDERS, start, end, kind=kind, status=status)
 
     def edited_orders(self, since: datetime) -> Listing:
-        # ASSUMPTION: the parameter is named `since`; orders whose edit was marked seen drop out.
-        call = Call("GET", f"{self._ws}/order/edited", params={"since": rfc3339(since, "since")})
-        return Listing(call, EDITED_ORDERS)
+        return self.listing(resources.EDITED_ORDERS, since=since)
 
     def external_references(self, references: Sequence[ExternalReference]) -> Call:
-        # ASSUMPTION: body {"orders": [{hash_id, external_id, external_status, cancel}]}; answer {"orders", "errors"}.
-        body = {"orders": [reference.to_wire() for reference in references]}
-        return Call("PUT", f"{self._ws}/order/external", body=body, saved_key="orders")
+        return self.write(resources.EXTERNAL_REFERENCES, references)
 
     def mark_seen(self, hash_ids: Sequence[str]) -> Call:
-        # ASSUMPTION: body {"hash_ids": [...]}; response {"seen": [...], "errors": ["<hash_id>: <reason>"]}.
-        return Call("POST", f"{self._ws}/order/seen", body={"hash_ids": list(hash_ids)}, saved_key="seen")
+        from airflow_provider_consentio.models import SeenOrder
+
+        return self.write(resources.EDITED_ORDERS, [SeenOrder.model_construct(hash_id=hash_id) for hash_id in hash_ids])
 
     def prepare(self, hash_id: str) -> Call:
         # Public endpoint: no Authorization header. ASSUMPTION: no body; 404 for an unknown hash.
@@ -207,26 +210,21 @@ class PartnerAPI:
         return Listing(Call("GET", "/export/template/methods", authenticated=False), TEMPLATE_METHODS)
 
     def upsert_purchase_needs(self, needs: Sequence[PurchaseNeed]) -> Call:
-        if not needs:
-            raise ConsentioConfigError("upsert_purchase_needs needs at least one record (the API requires one)")
-        # Idempotent: `code` is the idempotency key, so a repeated batch replaces records with the same values.
-        body = {"purchase_needs": [need.to_wire() for need in needs]}
-        return Call("POST", f"{self._ws}/purchase-needs", body=body, saved_key="purchase_needs")
+        return self.write(resources.PURCHASE_NEEDS, _at_least_one(needs, "upsert_purchase_needs"))
 
     def purchase_needs(self, start_date: date, end_date: date, status: str | None) -> Listing:
         if end_date < start_date:
             raise ConsentioConfigError(f"end_date {end_date} is before start_date {start_date}")
-        params = {"start_date": start_date.isoformat(), "end_date": end_date.isoformat()}
-        if status:
-            params["status"] = status
-        call = Call("GET", f"{self._ws}/purchase-needs", params=params)
-        return Listing(call, PURCHASE_NEEDS)
+        return self.listing(resources.PURCHASE_NEEDS, start_date=start_date, end_date=end_date, status=status or None)
 
     def promoted_order(self, order: PromotedOrder | Mapping[str, Any]) -> Call:
-        # Creates an order: never repeated once the request may have reached the server. No idempotency key is
-        # documented; the order carries the caller's reference (PromotedOrder.to_wire) so it can be found again.
-        body = order.to_wire() if isinstance(order, PromotedOrder) else dict(order)
-        return Call("POST", f"{self._ws}/promoted-order", body=body, idempotent=False)
+        # Creates an order: never repeated once the request may have reached the server (PROMOTED_ORDERS is not
+        # idempotent). A mapping is sent as it is: the hostile-API tests send bodies no model would let through.
+        if isinstance(order, PromotedOrder):
+            return self.write(resources.PROMOTED_ORDERS, [order])
+        spec = resources.PROMOTED_ORDERS.write
+        assert spec is not None
+        return Call(spec.method, f"{self._ws}{spec.path}", body=dict(order), idempotent=spec.idempotent)
 
     def orders_by_reference(self, start: datetime, end: datetime) -> Listing:
         """The orders a promoted-order read-back searches for the caller's references.
@@ -241,8 +239,7 @@ class PartnerAPI:
     # a batch sets the same values again, so these are safe to retry.
 
     def upsert_products(self, products: Sequence[Product]) -> Call:
-        body = {"products": [product.to_wire() for product in _at_least_one(products, "upsert_products")]}
-        return Call("POST", f"{self._ws}/product", body=body, saved_key="products")
+        return self.write(resources.PRODUCTS, _at_least_one(products, "upsert_products"))
 
     def upsert_products_csv(
         self, products: Sequence[Product], *, separator: str, decimal_separator: str, language: str
@@ -257,42 +254,51 @@ class PartnerAPI:
             "csvseparator": separator,
             "decimalseparator": decimal_separator,
         }
+        write = resources.PRODUCTS.write
+        assert write is not None
         return Call(
-            "POST", f"{self._ws}/product", params=params, content=content, content_type="text/csv", saved_key="products"
+            write.method,
+            f"{self._ws}{write.path}",
+            params=params,
+            content=content,
+            content_type="text/csv",
+            saved_key=write.saved_key,
         )
 
     def changed_products(self, start: datetime, end: datetime) -> Listing:
-        # ASSUMPTION: from/to select products by updated_at over [from, to); the answer is a bare array.
-        params = {"from": rfc3339(start, "start"), "to": rfc3339(end, "end")}
-        if end < start:
-            raise ConsentioConfigError(f"the window ends ({end.isoformat()}) before it starts ({start.isoformat()})")
-        return Listing(Call("GET", f"{self._ws}/products", params=params), PRODUCTS)
+        return self.listing(resources.PRODUCTS, start, end)
 
     def base_prices(self, prices: Sequence[BasePrice]) -> Call:
-        body = {"base_prices": [price.to_wire() for price in _at_least_one(prices, "set_base_prices")]}
-        return Call("PUT", f"{self._ws}/products/baseprice", body=body, saved_key="base_prices")
+        return self.write(resources.BASE_PRICES, _at_least_one(prices, "set_base_prices"))
 
     def sync_price_groups(self, rows: Sequence[PriceGroupPrice]) -> Call:
-        body = {"pricegroups": [row.to_wire() for row in _at_least_one(rows, "sync_price_groups")]}
-        return Call("POST", f"{self._ws}/pricegroups/sync", body=body, saved_key="pricegroups")
+        return self.write(resources.PRICE_GROUPS, _at_least_one(rows, "sync_price_groups"))
 
     def clients(self) -> Listing:
-        return Listing(Call("GET", f"{self._ws}/client"), CLIENTS)
+        return self.listing(resources.CLIENTS)
 
     def upsert_clients(self, clients: Sequence[Client]) -> Call:
-        body = {"clients": [client.to_wire() for client in _at_least_one(clients, "upsert_clients")]}
-        return Call("POST", f"{self._ws}/client", body=body, saved_key="clients")
+        return self.write(resources.CLIENTS, _at_least_one(clients, "upsert_clients"))
 
     def addresses(self, client_external_id: str | None = None) -> Listing:
-        params = {"client_external_id": client_external_id} if client_external_id else None
-        return Listing(Call("GET", f"{self._ws}/client/address", params=params), ADDRESSES)
+        return self.listing(resources.ADDRESSES, client_external_id=client_external_id or None)
 
     def upsert_addresses(self, addresses: Sequence[ClientAddress]) -> Call:
-        body = {"addresses": [address.to_wire() for address in _at_least_one(addresses, "upsert_addresses")]}
-        return Call("POST", f"{self._ws}/client/address", body=body, saved_key="addresses")
+        return self.write(resources.ADDRESSES, _at_least_one(addresses, "upsert_addresses"))
 
 
 PROMOTED_ORDER_KIND = "sale"
+
+
+def _parameter(kind: Any, value: Any, name: str) -> str:
+    """A read parameter as the query sends it (see resources.Read's ``params``)."""
+    if kind == "instant":
+        return rfc3339(value, name)
+    if kind == "date":
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise ConsentioConfigError(f"{name} must be a date, got {type(value).__name__}")
+        return value.isoformat()
+    return str(value)
 
 
 def _at_least_one(records: Sequence[T], method: str) -> Sequence[T]:

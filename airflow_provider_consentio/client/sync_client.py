@@ -25,6 +25,7 @@ from airflow_provider_consentio.models.catalogue import (
     Product,
     PromotedOrder,
 )
+from airflow_provider_consentio.resources import Resource
 
 
 class ConsentioClient(ClientBase):
@@ -36,7 +37,6 @@ class ConsentioClient(ClientBase):
     :param settings: workspace, base URL, API key, timeout, retry policy and body limits.
     :param token_cache: where access tokens are shared; the process-wide cache by default.
     :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
-    :param transport: an httpx transport, for tests that cannot use a real server.
     """
 
     def __init__(
@@ -45,10 +45,9 @@ class ConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
     ):
         super().__init__(settings, token_cache, on_secret)
-        self._http = httpx.Client(**settings.httpx_options(), transport=transport)
+        self._http = httpx.Client(**settings.httpx_options())
 
     def close(self) -> None:
         self._http.close()
@@ -126,6 +125,19 @@ class ConsentioClient(ClientBase):
             raise transport_error(call, exc) from exc
         return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
+    # --- any declared resource (resources/) ----------------------------------------------------------------
+
+    def read_raw(
+        self, resource: Resource, start: datetime | None = None, end: datetime | None = None, **params: Any
+    ) -> list[RawRecord]:
+        """``resource``'s records in one request (over ``[start, end)`` if its listing takes a window), raw.
+        Memory holds the whole answer: fetch long ranges window by window."""
+        return self._raw(self.api.listing(resource, start, end, **params))
+
+    def write(self, resource: Resource, records: Sequence[Any]) -> BatchResult:
+        """Send one batch of ``resource``'s validated records; per-record failures come back in ``errors``."""
+        return self._write(self.api.write(resource, records))
+
     # --- seller orders ---------------------------------------------------------------------------------------
 
     def get_orders(
@@ -151,11 +163,6 @@ class ConsentioClient(ClientBase):
     def get_raw_edited_orders(self, since: datetime) -> list[RawRecord]:
         """Orders edited after acceptance at or after ``since`` whose edit was not marked seen yet, raw."""
         return self._raw(self.api.edited_orders(since))
-
-    def get_edited_orders(self, since: datetime) -> list[Order]:
-        """The same, parsed."""
-        call = self.api.edited_orders(since).call
-        return endpoints.models(call, self._json(call), Order)
 
     def mark_orders_seen(self, hash_ids: Sequence[str]) -> BatchResult:
         """Acknowledge edits so they are not delivered again; ``saved`` lists the acknowledged hash IDs."""
