@@ -18,9 +18,9 @@ import httpx
 import msgspec
 from pydantic import BaseModel, ValidationError
 
+import airflow_provider_consentio.client.shapes as shapes
 from airflow_provider_consentio import resources
-from airflow_provider_consentio.client import shapes
-from airflow_provider_consentio.client.retry import excerpt
+from airflow_provider_consentio.client.excerpt import excerpt
 from airflow_provider_consentio.client.shapes import ListingShape
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioResponseError, ConsentioSchemaDriftError
 from airflow_provider_consentio.models import (

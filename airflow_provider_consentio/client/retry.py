@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
+from airflow_provider_consentio.client.excerpt import excerpt
 from airflow_provider_consentio.errors import (
     ConsentioAPIError,
     ConsentioAuthError,
@@ -181,18 +181,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
-
-
-_TAGS = re.compile(r"<[^>]+>")
-_SPACES = re.compile(r"\s+")
-
-
-def excerpt(text: str, limit: int = 200) -> str:
-    """A short, single-line excerpt of a body (HTML tags dropped), for error messages."""
-    if "<" in text[:200] and ">" in text:
-        text = _TAGS.sub(" ", text)
-    text = _SPACES.sub(" ", text).strip()
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _error_detail(response: httpx.Response, body: bytes) -> tuple[str | None, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_consentio.client import endpoints
+import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing

@@ -1,9 +1,10 @@
-"""The SQL tables of each exported resource: one declaration per resource, its columns derived from the wire models.
+"""The SQL tables of each exported resource, built from its declaration (``Resource.table`` in resources/), its
+columns derived from the wire model.
 
 A table holds one row per record, keyed by the API's ID; the fields people query get typed columns (read from the
 record's top-level field of the same name); the record's whole JSON goes to the ``raw`` column, so a field the API
-adds later is never lost. The typed columns are the fields of the resource's model (models.py,
-models/catalogue.py), each typed from the model's annotation:
+adds later is never lost. The typed columns are the fields of the resource's model (models/),
+each typed from the model's annotation:
 
 =========================================== ================ =====================================================
 model annotation                            column type      Postgres / SQLite / others
@@ -31,6 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from airflow_provider_consentio import resources
 from airflow_provider_consentio.errors import ConsentioConfigError
 
 COLUMN_TYPES = ("text", "bigint", "numeric", "timestamp", "date", "boolean")
@@ -134,49 +136,34 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-# Each resource's tables, unprefixed: known without importing the models (DAG files parse without them).
-RESOURCE_TABLES: dict[str, tuple[str, ...]] = {
-    "orders": ("orders", "order_items"),
-    "purchase_needs": ("purchase_needs",),
-    "products": ("products",),
-    "clients": ("clients",),
-    "addresses": ("addresses",),
-}
-RESOURCES = tuple(RESOURCE_TABLES)
-
-
-def _tables() -> dict[str, Table]:
-    from airflow_provider_consentio.models import Order, OrderItem, PurchaseNeed
-    from airflow_provider_consentio.models.catalogue import Client, ClientAddress, Product
-
-    items = ChildTable(
-        name=RESOURCE_TABLES["orders"][1],
-        path="items",
-        parent_columns=("order_id",),
-        key=("order_id", "item_id"),
-        columns=model_columns(OrderItem, rename={"id": "item_id"}),
-    )
-    declarations = {
-        "orders": (("id",), model_columns(Order, leave_out=("items",)), items),
-        "purchase_needs": (("code",), model_columns(PurchaseNeed), None),
-        "products": (("sku",), model_columns(Product), None),
-        "clients": (("client_external_id",), model_columns(Client), None),
-        "addresses": (("external_id",), model_columns(ClientAddress), None),
-    }
-    return {
-        resource: Table(resource, RESOURCE_TABLES[resource][0], key, columns, child=child)
-        for resource, (key, columns, child) in declarations.items()
-    }
+def loadable() -> tuple[str, ...]:
+    """The resources a load can write: those whose declaration has a table (resources/)."""
+    return tuple(resource.name for resource in resources.ALL if resource.table is not None)
 
 
 def table_names(resource: str) -> tuple[str, ...]:
-    """The tables a load of ``resource`` writes, unprefixed (orders: ``orders`` and ``order_items``)."""
-    if resource not in RESOURCE_TABLES:
-        raise ConsentioConfigError(f"resource must be one of {', '.join(RESOURCES)}, got {resource!r}")
-    return RESOURCE_TABLES[resource]
+    """The tables a load of ``resource`` writes, unprefixed (orders: ``orders`` and ``order_items``); known
+    without importing the models (DAG files parse without them)."""
+    spec = resources.by_name(resource).table if resource in loadable() else None
+    if spec is None:
+        raise ConsentioConfigError(f"resource must be one of {', '.join(loadable())}, got {resource!r}")
+    return spec.names
 
 
 def table_for(resource: str) -> Table:
-    """The declaration of ``resource`` (one of RESOURCES)."""
+    """The table of ``resource`` (one of :func:`loadable`), its columns typed from its declared model."""
     table_names(resource)
-    return _tables()[resource]
+    spec = resources.by_name(resource).table
+    assert spec is not None
+    child = None
+    if spec.child is not None:
+        rows = spec.child
+        child = ChildTable(
+            name=rows.name,
+            path=rows.path,
+            parent_columns=rows.parent_columns,
+            key=rows.key,
+            columns=model_columns(resources.resolve(rows.model), rename=dict(rows.rename)),
+        )
+    columns = model_columns(resources.resolve(spec.model), leave_out=spec.leave_out)
+    return Table(resource, spec.name, spec.key, columns, child=child)
