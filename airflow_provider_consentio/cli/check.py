@@ -1,5 +1,5 @@
 """``consentio check``: log in, call every listing the operators read, and compare each answer with what the
-provider assumes of it (the shapes in client/endpoints.py, compared by client/shapes.py: the same code the client
+provider assumes of it (the declarations in resources/, compared by client/shapes.py: the same code the client
 runs on every answer). Read-only: it only logs in and lists. No Airflow import here (see command.py).
 
 Exit codes: 0 every listing answers as assumed; 1 a difference would break an operator (named); 2 the check could
@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from airflow_provider_consentio import resources
 from airflow_provider_consentio.client import (
     ConsentioClient,
     ConsentioSettings,
@@ -35,15 +36,14 @@ from airflow_provider_consentio.errors import (
     ConsentioResponseError,
     ConsentioTLSError,
 )
+from airflow_provider_consentio.resources import Choices, Resource
 
 OK, DIFFERS, UNREACHABLE = 0, 1, 2
 # A check reports what it meets (a 429 or a 503 included, with its status): no retry, so a failure shows at once.
 CHECK_RETRIES = RetryPolicy(max_retries=0)
 
-# Who reads each listing: the operators a breaking difference there would fail.
-EXPORT_ORDERS = ("ConsentioExportOrdersOperator", "ConsentioExportOrdersByPeriodOperator")
-WATCH_ORDERS = ("ConsentioOrdersSensor", "ConsentioOrdersTrigger", "ConsentioOrdersEventTrigger")
-EDITED = ("ConsentioEditedOrdersOperator", "ConsentioMarkOrdersSeenOperator", *WATCH_ORDERS)
+# The promoted orders' read-back reads the sale orders for the caller's references: a drift there breaks it too.
+READ_BACK = ("ConsentioCreatePromotedOrdersOperator",)
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,36 +76,53 @@ class Probe:
 
 
 def probes(api: PartnerAPI, start: datetime, end: datetime) -> list[Probe]:
-    """Every listing the operators use, over [start, end) where it takes a window."""
+    """A call of every declared listing (resources/), over [start, end) where it takes a window; a listing that
+    needs a choice (the orders' ``kind``) is called once per choice."""
+    found = []
+    for resource in resources.ALL:
+        if resource.read is not None:
+            found += [_probe(api, resource, params, start, end) for params in _probe_params(resource, start, end)]
+    found.append(Probe("export template methods", [(api.template_method_listing(), ())]))
+    return found
 
-    def orders(kind: str) -> Callable[[datetime, datetime], Listing]:
-        return lambda lower, upper: api.orders(lower, upper, kind, None)
 
-    sale_readers = (*EXPORT_ORDERS, *WATCH_ORDERS)
-    return [
-        Probe(
-            "sale orders",
-            [
-                (api.orders(start, end, "sale", None), sale_readers),
-                (api.orders_by_reference(start, end), ("ConsentioCreatePromotedOrdersOperator",)),
-            ],
-            orders("sale"),
-        ),
-        Probe("purchase orders", [(api.orders(start, end, "purchase", None), sale_readers)], orders("purchase")),
-        Probe("edited orders", [(api.edited_orders(start), EDITED)]),
-        Probe(
-            "purchase needs",
-            [(api.purchase_needs(start.date(), end.date(), None), ("ConsentioExportPurchaseNeedsOperator",))],
-        ),
-        Probe(
-            "changed products",
-            [(api.changed_products(start, end), ("ConsentioExportProductsOperator",))],
-            api.changed_products,
-        ),
-        Probe("clients", [(api.clients(), ("ConsentioExportClientsOperator",))]),
-        Probe("addresses", [(api.addresses(), ("ConsentioExportClientsOperator(resource='addresses')",))]),
-        Probe("export template methods", [(api.template_method_listing(), ())]),
-    ]
+def _probe(api: PartnerAPI, resource: Resource, params: dict[str, Any], start: datetime, end: datetime) -> Probe:
+    read = resource.read
+    assert read is not None
+    window = (start, end) if read.windowed else (None, None)
+    title = " ".join([*(str(params[name]) for name in _choices(resource)), read.title or resource.nouns])
+    readers: list[tuple[Listing, tuple[str, ...]]] = [(api.listing(resource, *window, **params), read.readers)]
+    if resource is resources.ORDERS and params.get("kind") == endpoints.PROMOTED_ORDER_KIND:
+        readers.append((api.orders_by_reference(start, end), READ_BACK))
+    over = (lambda lower, upper: api.listing(resource, lower, upper, **params)) if read.windowed else None
+    return Probe(title, readers, over)
+
+
+def _choices(resource: Resource) -> list[str]:
+    """The required parameters that take one of a few values: each value is a listing of its own to check."""
+    read = resource.read
+    assert read is not None
+    return [name for name in read.required if isinstance(read.params[name], Choices)]
+
+
+def _probe_params(resource: Resource, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The parameters of each call of ``resource``'s listing: a date-time one is the window's start, dates are the
+    window's first and last days, each required choice takes each of its values; optional filters stay unset."""
+    read = resource.read
+    assert read is not None
+    fixed: dict[str, Any] = {}
+    dates = iter((start.date(), (end - timedelta.resolution).date()))
+    for name in read.required:
+        kind = read.params[name]
+        if kind == "instant":
+            fixed[name] = start
+        elif kind == "date":
+            fixed[name] = next(dates)
+    variants = [fixed]
+    for name in _choices(resource):
+        choices = resources.resolve(read.params[name].reference)
+        variants = [{**variant, name: choice} for variant in variants for choice in choices]
+    return variants
 
 
 @dataclass

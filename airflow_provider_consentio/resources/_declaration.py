@@ -61,6 +61,9 @@ class Read:
     :param records_per_request: the export's default sizing target: about this many records per answer.
     :param window_size: the export's default longest sub-window.
     :param asset: the Asset an export of it updates by default (None: none).
+    :param readers: the operators, sensors and triggers that read it: those a drift of its answers breaks
+        (``consentio check`` names them).
+    :param title: what ``consentio check`` calls the listing (default: the resource's plural).
     """
 
     path: str
@@ -74,6 +77,8 @@ class Read:
     records_per_request: int = 2000
     window_size: timedelta = timedelta(hours=1)
     asset: AssetName | None = None
+    readers: tuple[str, ...] = ()
+    title: str | None = None
 
     @property
     def windowed(self) -> bool:

@@ -31,6 +31,8 @@ PRODUCTS = Resource(
         records_per_request=5000,
         window_size=timedelta(hours=6),
         asset=AssetName("consentio_products", "products"),
+        readers=("ConsentioExportProductsOperator",),
+        title="changed products",
     ),
     write=Write(
         "POST",
@@ -88,6 +90,7 @@ CLIENTS = Resource(
         typed={"consentio_client_id": "integer", "workspace_id": "integer", **_STAMPS},
         documented=f"{CATALOGUE}:Client",
         asset=AssetName("consentio_clients", "clients"),
+        readers=("ConsentioExportClientsOperator",),
     ),
     write=Write(
         "POST",
@@ -113,6 +116,7 @@ ADDRESSES = Resource(
         documented=f"{CATALOGUE}:ClientAddress",
         params={"client_external_id": None},
         asset=AssetName("consentio_addresses", "addresses"),
+        readers=("ConsentioExportClientsOperator(resource='addresses')",),
     ),
     write=Write(
         "POST",

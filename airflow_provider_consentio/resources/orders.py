@@ -27,6 +27,9 @@ ORDER_FIELD_KINDS = {
     **dict.fromkeys((*_ORDER_NUMBERS, "items[].served_amount", "items[].served_price"), "number"),
 }
 
+# The readers of the order listings, for `consentio check`: a drift there fails these.
+_WATCHES = ("ConsentioOrdersSensor", "ConsentioOrdersTrigger", "ConsentioOrdersEventTrigger")
+
 ORDERS = Resource(
     name="orders",
     noun="order",
@@ -42,6 +45,7 @@ ORDERS = Resource(
         required=("kind",),
         records_per_request=2000,
         asset=AssetName("consentio_{kind}_orders", "orders/{kind}"),
+        readers=("ConsentioExportOrdersOperator", "ConsentioExportOrdersByPeriodOperator", *_WATCHES),
     ),
     table=TableSpec(
         name="orders",
@@ -72,6 +76,7 @@ EDITED_ORDERS = Resource(
         params={"since": "instant"},
         required=("since",),
         asset=AssetName("consentio_edited_orders", "orders/edited"),
+        readers=("ConsentioEditedOrdersOperator", "ConsentioMarkOrdersSeenOperator", *_WATCHES),
     ),
     # Marking edits seen: {"hash_ids": [...]} -> {"seen": [...], "errors": ["<hash_id>: <reason>"]}.
     write=Write(

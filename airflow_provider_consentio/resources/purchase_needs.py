@@ -23,6 +23,7 @@ PURCHASE_NEEDS = Resource(
         envelope="purchase_needs",
         params={"start_date": "date", "end_date": "date", "status": None},
         required=("start_date", "end_date"),
+        readers=("ConsentioExportPurchaseNeedsOperator",),
     ),
     # Idempotent: `code` is the idempotency key, so a repeated batch replaces records with the same values.
     write=Write(
