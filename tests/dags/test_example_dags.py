@@ -35,7 +35,7 @@ RUNTIME_ONLY = (
     "airflow_provider_consentio.client",
     "airflow_provider_consentio.models",
     "airflow_provider_consentio.sandbox",
-    "airflow_provider_consentio.hooks",
+    "airflow_provider_consentio.hooks.consentio",
     "airflow_provider_consentio.operators.inputs",
     "airflow_provider_consentio.operators.storage",
     "airflow_provider_consentio.models.jsonwire",
