@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_consentio import __version__
+from airflow_provider_consentio.hooks.connection_fields import conn_fields, ui_field_behaviour
 
 INTEGRATION = "Consentio"
 CONNECTION_DOCS = "https://github.com/consentio/airflow-provider-consentio#the-connection"
@@ -78,51 +79,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "consentio",
                 "hook-class-name": "airflow_provider_consentio.hooks.consentio.ConsentioHook",
                 "hook-name": "Consentio",
-                "conn-fields": {
-                    "environment": {
-                        "label": "Environment",
-                        # The form renders description_md as Markdown when there is no plain description: the
-                        # only place a provider can put a link to its documentation there.
-                        "schema": {
-                            "description_md": f"Used when Base URL is empty. [How to set up this connection]"
-                            f"({CONNECTION_DOCS})",
-                            "type": ["string", "null"],
-                            "default": "production",
-                            "enum": ["production", "staging", "sandbox"],
-                        },
-                    },
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Per request.",
-                        "schema": {"type": ["number", "null"], "default": 30, "minimum": 1},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "Retries of a call on 429, 5xx, timeouts and dropped connections.",
-                        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
-                    },
-                    "retry_backoff": {
-                        "label": "First retry wait (seconds)",
-                        "description": "Doubles on each retry (with jitter); a Retry-After header takes precedence.",
-                        "schema": {"type": ["number", "null"], "default": 0.5, "minimum": 0},
-                    },
-                    "ca_bundle": {
-                        "label": "CA bundle path",
-                        "description": "Optional CA file to verify the server with (TLS is always verified).",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "extra"],
-                    "relabeling": {"login": "Workspace ID", "password": "API key", "host": "Base URL"},
-                    "placeholders": {
-                        "login": "12345",
-                        "password": "the workspace's Partner API key",
-                        "host": "empty: use the environment; e.g. http://127.0.0.1:8765 for the local sandbox",
-                        # Airflow 3.3.1-3.3.2's Test button fails on connections without a port (README).
-                        "port": "optional; 443 changes nothing for https",
-                    },
-                },
+                "conn-fields": conn_fields(CONNECTION_DOCS),
+                "ui-field-behaviour": ui_field_behaviour(),
             }
         ],
     }

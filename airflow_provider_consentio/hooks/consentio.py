@@ -18,6 +18,15 @@ from airflow_provider_consentio.client import (
     resolve_base_url,
 )
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
+from airflow_provider_consentio.hooks.connection_fields import (
+    CA_BUNDLE,
+    ENVIRONMENT,
+    MAX_RETRIES,
+    RETRY_BACKOFF,
+    TIMEOUT,
+    extra_value,
+    read_extras,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -26,16 +35,16 @@ if TYPE_CHECKING:
 class ConsentioHook(BaseHook):
     """Connects to the Consentio Partner API of one workspace.
 
-    The connection (type ``consentio``) holds:
+    The connection (type ``consentio``) holds the fields of ``hooks/connection_fields.py`` (the README's table):
 
     * **Workspace ID** (login): the numeric workspace ID.
     * **API key** (password): the workspace's Partner API key. Optional for the public prepare endpoint.
-    * **Environment** (extra ``environment``): ``production`` (default), ``staging`` or ``sandbox``.
     * **Base URL** (host): overrides the environment, e.g. ``http://127.0.0.1:8765`` for the local sandbox.
       Must be https unless it is a loopback address.
     * **Port** (port): optional; the URL's port (443 for https changes nothing).
-    * **Timeout** (extra ``timeout``, seconds, default 30) and **Max retries** (extra ``max_retries``, default 5).
-    * **CA bundle** (extra ``ca_bundle``): a CA file to verify the server with. TLS verification cannot be disabled.
+    * Extras ``environment`` (production, staging or sandbox), ``timeout`` (seconds per request),
+      ``max_retries`` and ``retry_backoff`` (the retry policy of transient failures), ``ca_bundle`` (a CA file to
+      verify the server with; TLS verification cannot be disabled).
 
     :param consentio_conn_id: the connection ID.
     :param timeout: overrides the connection's timeout (seconds per request).
@@ -64,33 +73,27 @@ class ConsentioHook(BaseHook):
 
     def settings_from_connection(self, conn: Connection) -> ConsentioSettings:
         """Read and validate the connection; errors name the connection and the field."""
-        extras = conn.extra_dejson
-
-        def extra(name: str) -> Any:
-            # The UI form stores plain field names; older tooling prefixes them with extra__<conn type>__.
-            value = extras.get(name, extras.get(f"extra__{self.conn_type}__{name}"))
-            return None if value == "" else value
-
+        extras = read_extras(conn.extra_dejson, self.conn_type)
         where = f"Connection {self.consentio_conn_id!r}"
         workspace = str(conn.login or "").strip()
         if not workspace.isdigit() or int(workspace) <= 0:
             shown = workspace or "nothing"
             raise ConsentioConfigError(f"{where}: the Workspace ID (login) must be a positive number, got {shown!r}")
-        if extra("verify") is not None or extra("verify_ssl") is not None:
+        if any(extra_value(conn.extra_dejson, self.conn_type, key) is not None for key in ("verify", "verify_ssl")):
             raise ConsentioConfigError(
                 f"{where}: TLS verification cannot be switched off; set 'ca_bundle' to a CA file instead"
             )
         try:
             return ConsentioSettings(
                 workspace_id=int(workspace),
-                base_url=_with_port(resolve_base_url(extra("environment"), conn.host), conn.port),
+                base_url=_with_port(resolve_base_url(extras[ENVIRONMENT.key], conn.host), conn.port),
                 api_key=conn.password or None,
-                timeout=float(_first_set(self.timeout, extra("timeout"), 30.0)),
+                timeout=float(_first_set(self.timeout, extras[TIMEOUT.key])),
                 retry=RetryPolicy(
-                    max_retries=int(_first_set(self.max_retries, extra("max_retries"), 5)),
-                    initial_backoff=float(_first_set(extra("retry_backoff"), 0.5)),
+                    max_retries=int(_first_set(self.max_retries, extras[MAX_RETRIES.key])),
+                    initial_backoff=float(extras[RETRY_BACKOFF.key]),
                 ),
-                ca_bundle=extra("ca_bundle"),
+                ca_bundle=extras[CA_BUNDLE.key],
                 max_connections=int(_first_set(self.max_connections, 10)),
             )
         except (TypeError, ValueError) as exc:

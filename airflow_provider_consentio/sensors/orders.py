@@ -12,7 +12,7 @@ from airflow.sdk import BaseSensorOperator
 from airflow_provider_consentio.errors import ConsentioError
 from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
 from airflow_provider_consentio.operators.lineage import LineageMixin, api_dataset
-from airflow_provider_consentio.triggers.watches import OrdersWatch
+from airflow_provider_consentio.triggers.watches import OrdersWatch, watch_type
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -57,7 +57,7 @@ class ConsentioOrdersSensor(ConsentioHookOwner, LineageMixin, BaseSensorOperator
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        OrdersWatch(watch)  # refuses an unknown watch when the DAG is parsed, not when it runs
+        watch_type(watch)  # refuses an unknown watch when the DAG is parsed, not when it runs
         self.watch = watch
         self.start = start
         self.end = end
@@ -76,8 +76,7 @@ class ConsentioOrdersSensor(ConsentioHookOwner, LineageMixin, BaseSensorOperator
         return {"max_retries": self.max_retries, "timeout": self.request_timeout}
 
     def _watch_of(self, context: Mapping[str, Any]) -> OrdersWatch:
-        return OrdersWatch.for_run(
-            self.watch,
+        return watch_type(self.watch).for_run(
             context,
             start=self.start,
             end=self.end,
@@ -95,7 +94,7 @@ class ConsentioOrdersSensor(ConsentioHookOwner, LineageMixin, BaseSensorOperator
         return count
 
     def _record_watch_lineage(self, count: int) -> None:
-        resource = "orders/edited" if self.watch == "edited_orders" else f"orders/{self.kind}"
+        resource = watch_type(self.watch).lineage_resource(self.kind)
         self.record_lineage([api_dataset(self.hook.get_conn().settings, resource, count)], [])
 
     def poke(self, context: Context) -> bool:

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_consentio.errors import ConsentioError
+from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
 from airflow_provider_consentio.operators.windows import parse_instant
-from airflow_provider_consentio.triggers.watches import WATCHES
-
-# An event names at most this many orders; ``count`` is always the full number.
-LISTED_ORDERS = 200
+from airflow_provider_consentio.triggers.watches import WATCHES, NewOrders, watch_type
 
 
 class ConsentioOrdersEventTrigger(BaseEventTrigger):
@@ -64,8 +61,10 @@ class ConsentioOrdersEventTrigger(BaseEventTrigger):
         request_timeout: float | None = None,
     ) -> None:
         super().__init__()
-        if watch not in WATCHES:
-            raise ValueError(f"watch must be one of {', '.join(WATCHES)}, got {watch!r}")
+        try:
+            self.watch_type = watch_type(watch)
+        except ConsentioConfigError as exc:
+            raise ValueError(str(exc)) from None
         if not poll_interval > 0:
             raise ValueError(
                 f"poll_interval must be positive (a trigger must sleep between polls), got {poll_interval}"
@@ -103,8 +102,7 @@ class ConsentioOrdersEventTrigger(BaseEventTrigger):
     @property
     def state_key(self) -> str:
         """The watermark's key in the asset state store: one per connection and watch."""
-        what = "edited" if self.watch == "edited_orders" else f"{self.kind}:{self.status}"
-        return f"consentio:{self.consentio_conn_id}:{self.watch}:{what}"
+        return self.watch_type.state_key(self.consentio_conn_id, self.kind, self.status)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_consentio.hooks.consentio import ConsentioHook
@@ -115,69 +113,28 @@ class ConsentioOrdersEventTrigger(BaseEventTrigger):
         hook = ConsentioHook(self.consentio_conn_id, max_retries=self.max_retries, timeout=self.request_timeout)
         while True:
             try:
-                client = await hook.get_async_client()
-                async with client:
+                # A new client after a failure: the connection is read again, so fixing it resumes the watch.
+                async with await hook.get_async_client() as client:
                     while True:
-                        payload, state = await self._poll(client, state)
+                        payload, state = await self.watch_type.announce(
+                            client, state, kind=self.kind, status=self.status, settle=self.settle
+                        )
                         await watermark.save(state)
                         failures = 0
                         if payload is not None:
-                            self.log.info("%s: %d new; firing %s", self.watch, payload["count"], _brief(payload))
+                            self.log.info(
+                                "%s: %d new; firing %s", self.watch, payload["count"], self.watch_type.describe(payload)
+                            )
                             yield TriggerEvent(payload)
                         await asyncio.sleep(self.poll_interval)
             except ConsentioError as exc:
+                # The client has already retried this poll as its policy allows. The trigger must outlive the
+                # failure (it would stop watching the asset), so it polls again later, pausing longer after each
+                # failure in a row so that a broken connection is not hammered every poll_interval.
                 failures += 1
                 wait = min(self.max_backoff, self.poll_interval * 2**failures)
                 self.log.warning("%s: poll failed (%s); polling again in %.0fs", self.watch, exc, wait)
                 await asyncio.sleep(wait)
-
-    async def _poll(self, client: Any, state: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        """What to announce (None: nothing new) and the watermark after it."""
-        if self.watch == "edited_orders":
-            return await self._poll_edits(client, state)
-        start = parse_instant(state["until"], "watermark")
-        # Whole seconds: creation times are to the second, so the current second is announced once it is over.
-        end = (datetime.now(UTC) - timedelta(seconds=self.settle)).replace(microsecond=0)
-        if end <= start:
-            return None, state
-        records = await client.get_raw_orders(start, end, kind=self.kind, statuses=[self.status])
-        state = {"until": end.isoformat()}
-        if not records:
-            return None, state
-        ids = sorted({record.keys.id for record in records})
-        payload = {
-            "watch": self.watch,
-            "kind": self.kind,
-            "status": self.status,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "count": len(ids),
-            "order_ids": ids[:LISTED_ORDERS],
-        }
-        return payload, state
-
-    async def _poll_edits(self, client: Any, state: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        since = parse_instant(state["until"], "watermark")
-        announced = set(state.get("announced_at_until", []))
-        fresh = [
-            record.keys
-            for record in await client.get_raw_edited_orders(since)
-            if parse_instant(record.keys.updated_at, "updated_at") > since or record.keys.hash_id not in announced
-        ]
-        if not fresh:
-            return None, state
-        newest = max(parse_instant(keys.updated_at, "updated_at") for keys in fresh)
-        at_newest = [keys.hash_id for keys in fresh if parse_instant(keys.updated_at, "updated_at") == newest]
-        if newest == since:
-            at_newest += sorted(announced)
-        payload = {
-            "watch": self.watch,
-            "since": since.isoformat(),
-            "until": newest.isoformat(),
-            "count": len(fresh),
-            "orders": [{"hash_id": keys.hash_id, "updated_at": keys.updated_at} for keys in fresh[:LISTED_ORDERS]],
-        }
-        return payload, {"until": newest.isoformat(), "announced_at_until": sorted(set(at_newest))}
 
 
 class Watermark:
@@ -210,12 +167,6 @@ class Watermark:
             self.stored = state
 
 
-def _brief(payload: dict[str, Any]) -> str:
-    if payload["watch"] == "edited_orders":
-        return f"edits ({payload['since']}, {payload['until']}]"
-    return f"orders created in [{payload['start']}, {payload['end']})"
-
-
 def announced_window(triggering_asset_events: Any, asset: Any) -> dict[str, str]:
     """The [start, end) of new orders a run was started for, from its triggering asset events.
 
@@ -223,7 +174,7 @@ def announced_window(triggering_asset_events: Any, asset: Any) -> dict[str, str]
     [first start, last end).
     """
     payloads = [event.extra["payload"] for event in (triggering_asset_events or {}).get(asset, [])]
-    windows = [payload for payload in payloads if payload.get("watch") == "new_orders"]
+    windows = [payload for payload in payloads if WATCHES.get(payload.get("watch")) is NewOrders]
     if not windows:
         raise ConsentioError(f"this run was not started by a new-orders event of {asset.name}; nothing to export")
     return {"start": min(w["start"] for w in windows), "end": max(w["end"] for w in windows)}

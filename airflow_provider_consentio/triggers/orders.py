@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_consentio.errors import ConsentioError, ConsentioTransientError
 from airflow_provider_consentio.hooks.consentio import ConsentioHook
-from airflow_provider_consentio.triggers.watches import OrdersWatch
+from airflow_provider_consentio.triggers.watches import OrdersWatch, watch_type
 
 
 class ConsentioOrdersTrigger(BaseTrigger):
@@ -41,6 +41,7 @@ class ConsentioOrdersTrigger(BaseTrigger):
         request_timeout: float | None = None,
     ) -> None:
         super().__init__()
+        watch_type(watch)  # an unknown watch fails where the trigger is made, not in the triggerer
         self.consentio_conn_id = consentio_conn_id
         self.watch = watch
         self.start = start
@@ -71,9 +72,15 @@ class ConsentioOrdersTrigger(BaseTrigger):
             },
         )
 
+    def watched(self) -> OrdersWatch:
+        return watch_type(self.watch).from_kwargs(
+            kind=self.kind, status=self.status, start=self.start, end=self.end, since=self.since
+        )
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = ConsentioHook(self.consentio_conn_id, max_retries=self.max_retries, timeout=self.request_timeout)
         try:
+            watch = self.watched()
             client = await hook.get_async_client()
         except ConsentioError as exc:
             yield TriggerEvent({"status": "error", "message": str(exc)})
@@ -81,7 +88,7 @@ class ConsentioOrdersTrigger(BaseTrigger):
         async with client:
             while True:
                 try:
-                    count = await self._count(client)
+                    count = len(await watch.fetch(client))
                 except ConsentioTransientError as exc:
                     self.log.warning("%s; polling again in %.0fs", exc, self.poll_interval)
                 except ConsentioError as exc:
@@ -99,7 +106,3 @@ class ConsentioOrdersTrigger(BaseTrigger):
                         self.poll_interval,
                     )
                 await asyncio.sleep(self.poll_interval)
-
-    async def _count(self, client: Any) -> int:
-        watch = OrdersWatch(self.watch, self.kind, self.status, start=self.start, end=self.end, since=self.since)
-        return len(await watch.fetch(client))
