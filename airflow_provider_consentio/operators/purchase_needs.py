@@ -48,7 +48,6 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
     template_fields: Sequence[str] = ("needs", "input_path", "sql", "sql_parameters", "column_map")
     ui_color = "#f3ecdf"
     writes = PURCHASE_NEEDS
-    # The records to send (templated): the base's ``records`` under the name this operator has always used.
     needs = InputNamed()
 
     def __init__(self, *, needs: Any = None, **kwargs: Any) -> None:
