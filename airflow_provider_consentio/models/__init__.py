@@ -17,7 +17,7 @@ Working assumptions where the docs are silent (the client's endpoint layer holds
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -207,10 +207,22 @@ class RecordError:
     reason: str
 
     @classmethod
-    def parse(cls, message: Any) -> RecordError:
+    def parse(cls, message: Any, keys: Container[str] = frozenset()) -> RecordError:
+        """A rejection as the API words it, ``"<key>: <reason>"``.
+
+        A key may itself hold spaces or ": ", so splitting at the first ": " would lose or truncate it: given the
+        keys that were sent, the longest of them the message starts with is the one meant. Otherwise (the client,
+        which does not know them) a first part without spaces is taken for the key.
+        """
         text = str(message)
         key, sep, reason = text.partition(": ")
-        return cls(key=key, reason=reason) if sep and key and " " not in key else cls(key=None, reason=text)
+        parsed = cls(key=key, reason=reason) if sep and key and " " not in key else cls(key=None, reason=text)
+        position = text.find(": ")
+        while position != -1:
+            if text[:position] in keys:
+                parsed = cls(key=text[:position], reason=text[position + 2 :])
+            position = text.find(": ", position + 1)
+        return parsed
 
     def __str__(self) -> str:
         return f"{self.key}: {self.reason}" if self.key else self.reason

@@ -2,7 +2,7 @@
 
 A record read back from the API holds fields the caller never sends: read-only ones (IDs, timestamps, set by
 Consentio) and fields the API added that this provider does not know. Both are dropped from the body, and the
-write path logs one line per run naming them (operators/_common.validate_input). A field whose name is close to a
+write path logs one line per run naming them (operators/write_path.validate_input). A field whose name is close to a
 known one is taken for a misspelling and stays an error: dropping ``client_nmae`` would lose the user's data
 without a word. Models that keep unknown fields (products: their fields are not all documented) keep them.
 """

@@ -1,9 +1,9 @@
 """The seller's catalogue: products (upsert, JSON or CSV import; export of the changed ones), base prices and price
-groups. Every write is a ConsentioUpsertOperator on the common write path; clients and addresses are in clients.py."""
+groups. Every write is a ConsentioWriteOperator on the common write path; clients and addresses are in clients.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,12 +11,11 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.operators._common import check_choice
-from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
 from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
+from airflow_provider_consentio.operators._write import ConsentioWriteOperator, WriteRun
+from airflow_provider_consentio.resources import BASE_PRICES, PRICE_GROUPS, PRODUCTS
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import BatchResult
     from airflow_provider_consentio.operators._window_export import Fetch
@@ -34,14 +33,11 @@ def products_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_products__{consentio_conn_id}", consentio_conn_id, "products")
 
 
-class ConsentioCatalogueUpsertOperator(ConsentioUpsertOperator):
-    """Base of the catalogue writes: each updates the catalogue Asset unless ``outlets`` is given. Inputs and
-    policies: :class:`~airflow_provider_consentio.operators._upsert.ConsentioUpsertOperator`."""
+class ConsentioCatalogueUpsertOperator(ConsentioWriteOperator):
+    """Base of the catalogue writes: each updates the catalogue Asset unless ``outlets`` is given (their resources
+    declare it). Inputs and policies: :class:`~airflow_provider_consentio.operators._write.ConsentioWriteOperator`."""
 
     ui_color = "#eef0f7"
-
-    def default_outlets(self, consentio_conn_id: str) -> list[Asset]:
-        return [catalogue_asset(consentio_conn_id)]
 
 
 class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
@@ -57,9 +53,7 @@ class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
         and of the CSV sent with ``send_as="csv"``.
     """
 
-    what = "products"
-    api_resource = "catalogue/products"
-    key_field = "sku"
+    writes = PRODUCTS
 
     def __init__(
         self,
@@ -78,21 +72,27 @@ class ConsentioUpsertProductsOperator(ConsentioCatalogueUpsertOperator):
         self.decimal_separator = decimal_separator
         self.language = language
 
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models.catalogue import Product
-
-        return Product
-
     def prepare(self, records: list[Any]) -> list[Any]:
         if self.decimal_separator == ".":
             return records
         return [_decimal_point(record, ("base_price",)) for record in records]
 
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        if self.send_as == "json":
-            return client.upsert_products
-        return lambda products: client.upsert_products_csv(
-            products, separator=self.csv_separator, decimal_separator=self.decimal_separator, language=self.language
+    def write_run(self, client: ConsentioClient) -> WriteRun:
+        return ProductsCsvImport(self, client) if self.send_as == "csv" else super().write_run(client)
+
+
+class ProductsCsvImport(WriteRun):
+    """Products sent through the API's CSV import, read with the operator's separators and language."""
+
+    operator: ConsentioUpsertProductsOperator
+
+    def send(self, batch: Sequence[Any]) -> BatchResult:
+        options = self.operator
+        return self.client.upsert_products_csv(
+            batch,
+            separator=options.csv_separator,
+            decimal_separator=options.decimal_separator,
+            language=options.language,
         )
 
 
@@ -116,17 +116,7 @@ class ConsentioSetBasePricesOperator(ConsentioCatalogueUpsertOperator):
     Consentio does not know comes back as a rejection naming it.
     """
 
-    what = "base prices"
-    api_resource = "catalogue/base-prices"
-    key_field = "sku"
-
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models.catalogue import BasePrice
-
-        return BasePrice
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        return client.set_base_prices
+    writes = BASE_PRICES
 
 
 class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
@@ -137,22 +127,12 @@ class ConsentioSyncPriceGroupsOperator(ConsentioCatalogueUpsertOperator):
     Products must exist first: run this after the products upsert. Clients join a group through ``rate_id``.
     """
 
-    what = "price group prices"
-    api_resource = "catalogue/price-groups"
-    key_field = "line"
-
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models.catalogue import PriceGroupPrice
-
-        return PriceGroupPrice
+    writes = PRICE_GROUPS
 
     def prepare(self, records: list[Any]) -> list[Any]:
         from airflow_provider_consentio.models.catalogue import price_group_line
 
         return [price_group_line(record) for record in records]
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        return client.sync_price_groups
 
 
 class ConsentioExportProductsOperator(ConsentioWindowExportOperator):

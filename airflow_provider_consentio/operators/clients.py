@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
@@ -11,13 +11,11 @@ from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural, write_raw_lines
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
 from airflow_provider_consentio.operators.lineage import storage_dataset
+from airflow_provider_consentio.resources import ADDRESSES, CLIENTS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from pydantic import BaseModel
 
-    from airflow_provider_consentio.client import ConsentioClient
-    from airflow_provider_consentio.models import BatchResult
 
 CLIENT_RESOURCES = ("clients", "addresses")
 
@@ -32,20 +30,10 @@ class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
     Records: ``client_external_id``, ``client_name``, optional ``phones`` and ``rates`` (lists, or comma-separated
     texts in a CSV or a query), ``rate_id`` (the price group the client buys at). Read-only fields of an exported
     file (``consentio_client_id``, ``workspace_id``, ``created_at``, ``updated_at``) are accepted and not sent.
-    See :class:`~airflow_provider_consentio.operators._upsert.ConsentioUpsertOperator` for inputs and policies.
+    See :class:`~airflow_provider_consentio.operators._write.ConsentioWriteOperator` for inputs and policies.
     """
 
-    what = "clients"
-    api_resource = "catalogue/clients"
-    key_field = "client_external_id"
-
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models.catalogue import Client
-
-        return Client
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        return client.upsert_clients
+    writes = CLIENTS
 
 
 class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
@@ -56,17 +44,7 @@ class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
     3166-1 alpha-2), optional ``region``, ``latitude``, ``longitude`` (exact decimals).
     """
 
-    what = "addresses"
-    api_resource = "catalogue/addresses"
-    key_field = "external_id"
-
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models.catalogue import ClientAddress
-
-        return ClientAddress
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        return client.upsert_addresses
+    writes = ADDRESSES
 
 
 class ConsentioExportClientsOperator(ConsentioOperator):

@@ -17,16 +17,15 @@ from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioErr
 from airflow_provider_consentio.operators._common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioOperator,
-    ConsentioWriteOperator,
-    WritePolicy,
     as_list,
     listing,
     plural,
-    write_records,
 )
 from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator, write_jsonl
-from airflow_provider_consentio.operators.lineage import input_file_datasets, storage_dataset
+from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed, WriteRun
+from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.operators.windows import parse_instant
+from airflow_provider_consentio.resources import EDITED_ORDERS, EXTERNAL_REFERENCES
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import RawRecord, SeenOrder
     from airflow_provider_consentio.operators._window_export import Fetch
+    from airflow_provider_consentio.operators.write_path import WriteResult
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -145,53 +145,13 @@ class ConsentioSyncExternalOrdersOperator(ConsentioWriteOperator):
 
     template_fields: Sequence[str] = ("references", "input_path", "column_map")
     ui_color = "#e8f1ee"
+    writes = EXTERNAL_REFERENCES
+    references = InputNamed()
 
-    def __init__(
-        self,
-        *,
-        references: Any = None,
-        input_path: Any = None,
-        column_map: Mapping[str, str] | None = None,
-        batch_size: int = 500,
-        concurrency: int = 2,
-        on_invalid: str = "fail",
-        max_rejected: int = 0,
-        consentio_conn_id: str = "consentio_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size,
-            concurrency=concurrency,
-            on_invalid=on_invalid,
-            max_rejected=max_rejected,
-            consentio_conn_id=consentio_conn_id,
-            **kwargs,
-        )
-        self.references = references
-        self.input_path = input_path
-        self.column_map = column_map
+    def __init__(self, *, references: Any = None, batch_size: int = 500, concurrency: int = 2, **kwargs: Any) -> None:
+        super().__init__(records=references, batch_size=batch_size, concurrency=concurrency, **kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.models import ExternalReference
-        from airflow_provider_consentio.operators.inputs import load_records
-
-        raw, source = load_records(
-            records=self.references,
-            input_path=self.input_path,
-            column_map=self.column_map,
-            required_fields=("hash_id",),
-        )
-        result = write_records(
-            raw,
-            source=source,
-            what="external references",
-            model=ExternalReference,
-            key_field="hash_id",
-            send=self.hook.get_conn().update_external_references,
-            policy=self.write_policy,
-            log=self.log,
-        )
-        self.record_lineage(input_file_datasets(self.input_path), [self.api_dataset("orders/sale", len(result.saved))])
+    def summarize(self, result: WriteResult) -> dict[str, Any]:
         return {
             **result.counts(),
             "updated": len(result.saved),
@@ -271,7 +231,7 @@ def _remember_versions(records: Iterable[RawRecord], versions: list[dict[str, An
         yield record
 
 
-class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
+class ConsentioMarkOrdersSeenOperator(ConsentioWriteOperator):
     """Acknowledge edited orders so they are not delivered again. Give it only what was actually processed.
 
     ``orders`` is a list of hash IDs, or of ``{"hash_id", "updated_at"}`` objects as handed on by
@@ -284,54 +244,50 @@ class ConsentioMarkOrdersSeenOperator(ConsentioOperator):
 
     template_fields: Sequence[str] = ("orders",)
     ui_color = "#e8f1ee"
+    writes = EDITED_ORDERS
+    orders = InputNamed()
 
-    def __init__(
-        self,
-        *,
-        orders: Any,
-        batch_size: int = 500,
-        consentio_conn_id: str = "consentio_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        self.orders = orders
-        self.batch_size = batch_size
+    def __init__(self, *, orders: Any, batch_size: int = 500, **kwargs: Any) -> None:
+        super().__init__(records=orders, batch_size=batch_size, concurrency=1, **kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.models import SeenOrder
+    @property
+    def what(self) -> str:
+        return "edited orders to mark seen"
 
+    def load(self) -> tuple[list[Any], str]:
         processed = _processed_orders(self.orders)
         if not processed:
             self.log.info("Nothing to mark seen")
-            return {"seen": 0, "left_unseen": [], "errors": []}
-        client = self.hook.get_conn()
-        left_unseen: list[str] = []
+        return processed, "orders"
 
-        def leave_edited_again_unseen(versions: list[SeenOrder]) -> list[SeenOrder]:
-            left_unseen.extend(_edited_again(client, versions))
-            if left_unseen:
-                self.log.warning(
-                    "%s edited again after they were fetched; leaving them unseen so the newer edit is delivered "
-                    "next run: %s",
-                    plural(len(left_unseen), "order was", "orders were"),
-                    ", ".join(left_unseen[:50]),
-                )
-            return [version for version in versions if version.hash_id not in set(left_unseen)]
+    def write_run(self, client: ConsentioClient) -> WriteRun:
+        return MarkingSeen(self, client)
 
-        result = write_records(
-            processed,
-            source="orders",
-            what="edited orders to mark seen",
-            model=SeenOrder,
-            key_field="hash_id",
-            send=lambda versions: client.mark_orders_seen([version.hash_id for version in versions]),
-            policy=WritePolicy(self.batch_size),
-            log=self.log,
-            hold_back=leave_edited_again_unseen,
-        )
-        self.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
-        self.record_lineage([], [self.api_dataset("orders/edited", len(result.saved))])
-        return {"seen": len(result.saved), "left_unseen": left_unseen, "errors": []}
+
+class MarkingSeen(WriteRun):
+    """Marks the processed versions seen, except the orders edited again since: their newer edit is still due."""
+
+    def __init__(self, operator: ConsentioWriteOperator, client: ConsentioClient) -> None:
+        super().__init__(operator, client)
+        self.left_unseen: list[str] = []
+
+    def hold_back(self, valid: list[Any]) -> list[Any]:
+        self.left_unseen.extend(_edited_again(self.client, valid))
+        if self.left_unseen:
+            self.operator.log.warning(
+                "%s edited again after they were fetched; leaving them unseen so the newer edit is delivered "
+                "next run: %s",
+                plural(len(self.left_unseen), "order was", "orders were"),
+                ", ".join(self.left_unseen[:50]),
+            )
+        left_unseen = set(self.left_unseen)
+        return [version for version in valid if version.hash_id not in left_unseen]
+
+    def finish(self, result: WriteResult) -> None:
+        self.operator.log.info("Marked %s seen", plural(len(result.saved), "edited order"))
+
+    def summary(self, result: WriteResult) -> dict[str, Any]:
+        return {"seen": len(result.saved), "left_unseen": self.left_unseen, "errors": []}
 
 
 def _processed_orders(orders: Any) -> list[Any]:

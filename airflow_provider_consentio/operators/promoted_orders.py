@@ -29,23 +29,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.operators._common import (
-    SUMMARY_LISTS_AT_MOST,
-    ConsentioWriteOperator,
-    listing,
-    plural,
-    write_records,
-)
-from airflow_provider_consentio.operators.lineage import input_file_datasets
+from airflow_provider_consentio.operators._common import SUMMARY_LISTS_AT_MOST, listing, plural
+from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed, WriteRun
+from airflow_provider_consentio.resources import PROMOTED_ORDERS
 from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
-
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.client.retry import SettleWindow
     from airflow_provider_consentio.models import BatchResult
     from airflow_provider_consentio.models.catalogue import PromotedOrder
+    from airflow_provider_consentio.operators.write_path import WriteResult
 
 # Orders created this long after "now" are still searched: the server's clock may run ahead of the worker's.
 CLOCK_SKEW = timedelta(minutes=10)
@@ -88,12 +82,13 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
     template_fields: Sequence[str] = ("orders", "input_path")
     ui_color = "#f7eee8"
+    writes = PROMOTED_ORDERS
+    orders = InputNamed()
 
     def __init__(
         self,
         *,
         orders: Any = None,
-        input_path: Any = None,
         lookback: timedelta = timedelta(days=2),
         settle_window: timedelta | float = timedelta(seconds=10),
         audit_wait: timedelta | float = timedelta(minutes=1),
@@ -103,9 +98,7 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
     ) -> None:
         kwargs.setdefault("max_active_tis_per_dag", 1)
         # One order per request, one at a time: each create is followed, after an unknown outcome, by a read-back.
-        super().__init__(batch_size=1, concurrency=1, **kwargs)
-        self.orders = orders
-        self.input_path = input_path
+        super().__init__(records=orders, batch_size=1, concurrency=1, **kwargs)
         self.lookback = lookback
         self.settle_window = _seconds(settle_window, "settle_window")
         self.audit_wait = _seconds(audit_wait, "audit_wait")
@@ -118,82 +111,88 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
 
         return SettleWindow(self.settle_window, self.poll_every)
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.models.catalogue import PromotedOrder
-        from airflow_provider_consentio.operators.inputs import load_records
+    def write_run(self, client: ConsentioClient) -> WriteRun:
+        return CreatingOnce(self, client)
 
-        raw, source = load_records(records=self.orders, input_path=self.input_path)
-        client = self.hook.get_conn()
-        started = datetime.now(UTC)
-        already_there: dict[str, str] = {}  # reference -> hash ID, for the input's orders found by the read-back
-        created: dict[str, str] = {}  # reference -> hash ID, for the orders this run created
-        found_after_lost_answer: list[str] = []
-        sent: list[str] = []
+    def saved_counts(self, saved: list[Any]) -> dict[str, int]:
+        return {"created": len(saved)}
 
-        def not_created_yet(orders: list[PromotedOrder]) -> list[PromotedOrder]:
-            if not orders:
-                return orders
-            found = self._read_back(client)
-            already_there.update(
-                {order.reference: found[order.reference] for order in orders if order.reference in found}
-            )
-            if already_there:
-                self.log.info(
-                    "%s already in Consentio (created before, e.g. by an earlier attempt); not sent again: %s",
-                    plural(len(already_there), "order is", "orders are"),
-                    ", ".join(list(already_there)[:50]),
-                )
-            to_send = [order for order in orders if order.reference not in already_there]
-            sent.extend(order.reference for order in to_send)
-            return to_send
 
-        def send(batch: Sequence[PromotedOrder]) -> BatchResult:
-            return self._send(client, batch, created, found_after_lost_answer)
+class CreatingOnce(WriteRun):
+    """The send step of promoted orders: read back what exists, create each of the others at most once, and audit
+    the window for duplicates at the end, after a failure too. Holds what this execution found and created."""
 
-        try:
-            result = write_records(
-                raw,
-                source=source,
-                what="promoted orders",
-                model=PromotedOrder,
-                key_field="reference",
-                send=send,
-                policy=self.write_policy,
-                log=self.log,
-                hold_back=not_created_yet,
-            )
-        except ConsentioError as failure:
-            # Orders may have been created before the failure: a duplicate among them is the worse news.
-            try:
-                self._audit(client, started, sent, {**already_there, **created}, check_listed=False)
-            except ConsentioDuplicateOrdersError as worse:
-                raise worse from failure
-            except ConsentioError as audit_failure:
-                self.log.warning("The audit after the failure could not run: %s", audit_failure)
-            raise
-        self._audit(client, started, sent, {**already_there, **created}, check_listed=True)
-        self.record_lineage(
-            input_file_datasets(self.input_path), [self.api_dataset("orders/promoted", len(result.saved))]
+    operator: ConsentioCreatePromotedOrdersOperator
+
+    def __init__(self, operator: ConsentioCreatePromotedOrdersOperator, client: ConsentioClient) -> None:
+        super().__init__(operator, client)
+        self.started = datetime.now(UTC)
+        self.already_there: dict[str, str] = {}  # reference -> hash ID, for the input's orders found by the read-back
+        self.created: dict[str, str] = {}  # reference -> hash ID, for the orders this run created
+        self.found_after_lost_answer: list[str] = []
+        self.sent: list[str] = []
+
+    def hold_back(self, valid: list[Any]) -> list[Any]:
+        """The orders not created yet (by an earlier run or attempt)."""
+        if not valid:
+            return valid
+        found = self._read_back()
+        self.already_there.update(
+            {order.reference: found[order.reference] for order in valid if order.reference in found}
         )
+        if self.already_there:
+            self.operator.log.info(
+                "%s already in Consentio (created before, e.g. by an earlier attempt); not sent again: %s",
+                plural(len(self.already_there), "order is", "orders are"),
+                ", ".join(list(self.already_there)[:50]),
+            )
+        to_send = [order for order in valid if order.reference not in self.already_there]
+        self.sent.extend(order.reference for order in to_send)
+        return to_send
+
+    def send(self, batch: Sequence[PromotedOrder]) -> BatchResult:
+        from airflow_provider_consentio.models import BatchResult, RecordError
+
+        saved, errors = [], []
+        for order in batch:
+            try:
+                hash_id, found = self._create_once(order)
+            except ConsentioAPIError as exc:
+                if exc.status not in REFUSED_ORDER_STATUSES:  # e.g. 401/403: not about this order
+                    raise
+                errors.append(RecordError(order.reference, exc.detail))
+                continue
+            self.created[order.reference] = hash_id
+            if found:
+                self.found_after_lost_answer.append(order.reference)
+            saved.append({"reference": order.reference, "hash_id": hash_id})
+        return BatchResult(saved=saved, errors=errors)
+
+    def failed(self, failure: ConsentioError) -> None:
+        # Orders may have been created before the failure: a duplicate among them is the worse news.
+        try:
+            self._audit(check_listed=False)
+        except ConsentioDuplicateOrdersError as worse:
+            raise worse from failure
+        except ConsentioError as audit_failure:
+            self.operator.log.warning("The audit after the failure could not run: %s", audit_failure)
+
+    def finish(self, result: WriteResult) -> None:
+        self._audit(check_listed=True)
+
+    def summary(self, result: WriteResult) -> dict[str, Any]:
         orders = [{"reference": saved["reference"], "hash_id": saved["hash_id"], "new": True} for saved in result.saved]
-        orders += [{"reference": ref, "hash_id": hash_id, "new": False} for ref, hash_id in already_there.items()]
+        orders += [{"reference": ref, "hash_id": hash_id, "new": False} for ref, hash_id in self.already_there.items()]
         return {
-            **result.counts(),
-            "created": len(result.saved),
-            "found_existing": len(already_there),
-            "already_existed": len(already_there),
-            "found_after_lost_answer": len(found_after_lost_answer),
+            **super().summary(result),
+            "found_existing": len(self.already_there),
+            "already_existed": len(self.already_there),
+            "found_after_lost_answer": len(self.found_after_lost_answer),
             "duplicates": 0,  # the audit fails the task on any
             "orders": orders[:SUMMARY_LISTS_AT_MOST],
-            "rejected": [
-                {"reference": error.key, "reason": error.reason} for error in result.rejected[:SUMMARY_LISTS_AT_MOST]
-            ],
-            "invalid": result.invalid[:SUMMARY_LISTS_AT_MOST],
         }
 
-    def _audit(
-        self, client: ConsentioClient, started: datetime, sent: list[str], known: dict[str, str], *, check_listed: bool
-    ) -> None:
+    def _audit(self, *, check_listed: bool) -> None:
         """Count the orders of every reference of this run in one more read-back of the whole window; raise
         :class:`ConsentioDuplicateOrdersError` for two or more.
 
@@ -202,18 +201,20 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         """
         from airflow_provider_consentio.client.retry import poll_until
 
-        references = set(sent) | set(known)
+        operator, client = self.operator, self.client
+        known = {**self.already_there, **self.created}
+        references = set(self.sent) | set(known)
         if not references:
             return
 
         def read() -> dict[str, list[str]]:
-            return client.orders_per_reference(started - self.lookback, datetime.now(UTC) + CLOCK_SKEW)
+            return client.orders_per_reference(self.started - operator.lookback, datetime.now(UTC) + CLOCK_SKEW)
 
         def shows_all(listed: dict[str, list[str]]) -> bool:
             return all(hash_id in listed.get(reference, []) for reference, hash_id in known.items())
 
         waited = time.monotonic()
-        listed = poll_until(read, shows_all, self.audit_wait, self.poll_every)
+        listed = poll_until(read, shows_all, operator.audit_wait, operator.poll_every)
         per_reference = {
             reference: list(
                 dict.fromkeys([*listed.get(reference, []), *([known[reference]] if reference in known else [])])
@@ -225,7 +226,7 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             raise ConsentioDuplicateOrdersError(
                 f"{plural(len(duplicates), 'reference has', 'references have')} more than one order in Consentio "
                 f"workspace {client.settings.workspace_id}: cancel the extra ones (the API listed new orders later "
-                f"than the settle window of {self.settle_window:.1f}s; raise it):\n"
+                f"than the settle window of {operator.settle_window:.1f}s; raise it):\n"
                 + listing([f"{ref}: {', '.join(ids)}" for ref, ids in duplicates.items()], "references"),
                 duplicates,
             )
@@ -233,48 +234,25 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
         if unlisted and check_listed:
             raise ConsentioError(
                 f"The audit could not count the orders of {plural(len(unlisted), 'reference')}: the listing did not "
-                f"show them within {self.audit_wait:.0f}s (audit_wait). They were created: once the listing shows "
+                f"show them within {operator.audit_wait:.0f}s (audit_wait). They were created: once the listing shows "
                 "them, a retry of this task finds them and sends nothing again:\n" + listing(unlisted, "references")
             )
-        self.log.info(
+        operator.log.info(
             "Audit: no reference of %d has more than one order in Consentio (the listing showed this run's orders "
             "after %.1fs)",
             len(references),
             time.monotonic() - waited,
         )
 
-    def _read_back(self, client: ConsentioClient) -> dict[str, str]:
+    def _read_back(self) -> dict[str, str]:
         now = datetime.now(UTC)
-        return client.find_orders_by_reference(now - self.lookback, now + CLOCK_SKEW)
+        return self.client.find_orders_by_reference(now - self.operator.lookback, now + CLOCK_SKEW)
 
-    def _send(
-        self,
-        client: ConsentioClient,
-        batch: Sequence[PromotedOrder],
-        created: dict[str, str],
-        found_after_lost_answer: list[str],
-    ) -> BatchResult:
-        from airflow_provider_consentio.models import BatchResult, RecordError
-
-        saved, errors = [], []
-        for order in batch:
-            try:
-                hash_id, found = self._create_once(client, order)
-            except ConsentioAPIError as exc:
-                if exc.status not in REFUSED_ORDER_STATUSES:  # e.g. 401/403: not about this order
-                    raise
-                errors.append(RecordError(order.reference, exc.detail))
-                continue
-            created[order.reference] = hash_id
-            if found:
-                found_after_lost_answer.append(order.reference)
-            saved.append({"reference": order.reference, "hash_id": hash_id})
-        return BatchResult(saved=saved, errors=errors)
-
-    def _create_once(self, client: ConsentioClient, order: PromotedOrder) -> tuple[str, bool]:
+    def _create_once(self, order: PromotedOrder) -> tuple[str, bool]:
         """Create ``order``: its hash ID, and whether a read-back found it after its answer was lost."""
         from airflow_provider_consentio.client.retry import send_at_most_once
 
+        client = self.client
         first_sent = datetime.now(UTC)
 
         def find() -> str | None:
@@ -286,9 +264,9 @@ class ConsentioCreatePromotedOrdersOperator(ConsentioWriteOperator):
             lambda: str(client.create_promoted_order(order).get("hash_id")),
             find,
             what=f"Order {order.reference}",
-            settle=self.settle,
+            settle=self.operator.settle,
             policy=client.settings.retry,
-            attempts=self.max_attempts,
+            attempts=self.operator.max_attempts,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -11,23 +11,20 @@ from airflow.sdk import Asset
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.operators._common import ConsentioOperator, plural, write_raw_lines
-from airflow_provider_consentio.operators._upsert import ConsentioUpsertOperator
+from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed
 from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
+from airflow_provider_consentio.resources import PURCHASE_NEEDS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from pydantic import BaseModel
-
-    from airflow_provider_consentio.client import ConsentioClient
-    from airflow_provider_consentio.models import BatchResult
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     return consentio_asset(f"consentio_purchase_needs__{consentio_conn_id}", consentio_conn_id, "purchase-needs")
 
 
-class ConsentioUpsertPurchaseNeedsOperator(ConsentioUpsertOperator):
+class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):
     """Create or update purchase needs, idempotently by ``code``.
 
     Input, exactly one of: ``needs`` (a list of objects, e.g. an XCom), ``input_path`` (a .jsonl or .csv
@@ -50,33 +47,11 @@ class ConsentioUpsertPurchaseNeedsOperator(ConsentioUpsertOperator):
 
     template_fields: Sequence[str] = ("needs", "input_path", "sql", "sql_parameters", "column_map")
     ui_color = "#f3ecdf"
-    what = "purchase needs"
-    api_resource = "purchase-needs"
-    key_field = "code"
-    rejected_key_name = "code"
+    writes = PURCHASE_NEEDS
+    needs = InputNamed()
 
     def __init__(self, *, needs: Any = None, **kwargs: Any) -> None:
         super().__init__(records=needs, **kwargs)
-
-    @property
-    def needs(self) -> Any:
-        """The records to send (templated): the base's ``records`` under the name this operator has always used."""
-        return self.records
-
-    @needs.setter
-    def needs(self, value: Any) -> None:
-        self.records = value
-
-    def default_outlets(self, consentio_conn_id: str) -> list[Asset]:
-        return [purchase_needs_asset(consentio_conn_id)]
-
-    def record_model(self) -> type[BaseModel]:
-        from airflow_provider_consentio.models import PurchaseNeed
-
-        return PurchaseNeed
-
-    def sender(self, client: ConsentioClient) -> Callable[[Sequence[Any]], BatchResult]:
-        return client.upsert_purchase_needs
 
     def saved_counts(self, saved: list[Any]) -> dict[str, int]:
         from airflow_provider_consentio.models import saved_was_created

@@ -104,3 +104,11 @@ def test_created_is_told_apart_from_updated_by_timestamps():
     assert saved_was_created({"created_at": "t1", "updated_at": "t1"})
     assert not saved_was_created({"created_at": "t1", "updated_at": "t2"})
     assert not saved_was_created({})
+
+
+def test_a_rejection_is_attributed_to_the_longest_key_sent_that_it_starts_with():
+    message = "PN 1: A: unknown unit"
+    assert RecordError.parse(message).key is None  # the client does not know the keys: a key with a space is lost
+    assert RecordError.parse(message, {"PN 1"}) == RecordError("PN 1", "A: unknown unit")
+    assert RecordError.parse(message, {"PN 1", "PN 1: A"}) == RecordError("PN 1: A", "unknown unit")
+    assert RecordError.parse("PN-2: too big", {"PN 1"}) == RecordError("PN-2", "too big")
