@@ -4,10 +4,10 @@ operator modules at parse time, and parsing must stay as fast as a DAG of EmptyO
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.sdk import BaseOperator
 
@@ -19,7 +19,7 @@ from airflow_provider_consentio.version_compat import AirflowFailException
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from airflow_provider_consentio.models import BatchResult, RawRecord, RecordError
+    from airflow_provider_consentio.models import BatchResult, RecordError
 
 ON_INVALID_POLICIES = ("fail", "skip")
 # How many problems/rejections an error message or a log line lists before it only counts.
@@ -84,16 +84,6 @@ class ConsentioWriteOperator(ConsentioOperator):
     @property
     def write_policy(self) -> WritePolicy:
         return WritePolicy(self.batch_size, self.concurrency, self.on_invalid, self.max_rejected)
-
-
-def write_raw_lines(records: Iterable[RawRecord], out: IO[bytes]) -> int:
-    """Write each record's exact source bytes as one JSONL line; returns how many were written."""
-    count = 0
-    for record in records:
-        out.write(bytes(record.raw))
-        out.write(b"\n")
-        count += 1
-    return count
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
