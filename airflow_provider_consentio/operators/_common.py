@@ -4,8 +4,8 @@ operator modules at parse time, and parsing must stay as fast as a DAG of EmptyO
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import BaseOperator
 
@@ -15,7 +15,7 @@ from airflow_provider_consentio.operators.lineage import LineageDataset, Lineage
 from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
-    from airflow_provider_consentio.models import RawRecord
+    pass
 
 # How many problems/rejections an error message or a log line lists before it only counts.
 LISTED_AT_MOST = 100
@@ -56,16 +56,6 @@ class ConsentioOperator(ConsentioHookOwner, LineageMixin, BaseOperator):
                     "workspace_id": self.hook.get_conn().settings.workspace_id,
                     **extra,
                 }
-
-
-def write_raw_lines(records: Iterable[RawRecord], out: IO[bytes]) -> int:
-    """Write each record's exact source bytes as one JSONL line; returns how many were written."""
-    count = 0
-    for record in records:
-        out.write(bytes(record.raw))
-        out.write(b"\n")
-        count += 1
-    return count
 
 
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:

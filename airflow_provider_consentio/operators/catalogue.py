@@ -4,7 +4,6 @@ groups. Every write is a ConsentioWriteOperator on the common write path; client
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
@@ -18,7 +17,6 @@ from airflow_provider_consentio.resources import BASE_PRICES, PRICE_GROUPS, PROD
 if TYPE_CHECKING:
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import BatchResult
-    from airflow_provider_consentio.operators._window_export import Fetch
 
 SEND_AS = ("json", "csv")
 
@@ -143,33 +141,27 @@ class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
     interval (backfills export each day once), memory stays flat, the file appears only once complete, a rerun
     rewrites the same bytes, and the summary goes on the Asset ``consentio://<conn_id>/products``.
 
-    :param max_products_per_request: the sizing target of the sub-windows: about this many products per answer.
+    :param window_size: the longest sub-window fetched in one request (default 6 hours).
+    :param max_products_per_request: (default 5000) the sizing target of the sub-windows: about this many products
+        per answer.
     """
 
     ui_color = "#eef0f7"
-    noun = "product"
+    resource = PRODUCTS
 
     def __init__(
         self,
         *,
-        window_size: timedelta = timedelta(hours=6),
-        max_products_per_request: int = 5000,
+        max_products_per_request: int | None = None,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [products_asset(consentio_conn_id)])
-        super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
-        self.max_products_per_request = max_products_per_request
+        super().__init__(records_per_request=max_products_per_request, consentio_conn_id=consentio_conn_id, **kwargs)
 
     @property
-    def api_resource(self) -> str:
-        return "catalogue/products"
-
-    def fetcher(self, client: ConsentioClient) -> Fetch:
-        return client.get_raw_changed_products
-
-    def records_per_request(self) -> int:
-        return self.max_products_per_request
+    def max_products_per_request(self) -> int:
+        return self.records_per_request
 
     def selection(self) -> str:
         return "products changed"

@@ -3,7 +3,8 @@
 Airflow 3.3's task state store (``context["task_state_store"]``) outlives an attempt; XComs do not (they are cleared
 when an attempt starts). A windowed export (orders, changed products) writes its sub-windows in parts, hidden
 beside the final file (``.<name>.parts-<job>/000001.jsonl``, each written atomically), and after each part records
-in the store how far it got. A retried attempt of the same task instance finds that record, checks it describes
+in the store how far it got: :class:`CheckpointedFile` is the export loop's sink that does it, on the loop's
+"window written" events. A retried attempt of the same task instance finds that record, checks it describes
 the same export (window, resource, kind, statuses, path) and continues after the last completed part; at the end
 the parts are joined into the final file in one atomic write, so the final path only ever holds the whole, exact
 file. Before 3.3 there is no store: the export runs as before (one atomic write, a retry starts from zero) and
@@ -12,16 +13,23 @@ says so in its log.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
-from typing import IO, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.operators._common import Logger, plural
+from airflow_provider_consentio.operators.export_loop import ExportResult, OneFile, StartAt, WindowWritten
+from airflow_provider_consentio.operators.windows import parse_instant
+
+if TYPE_CHECKING:
+    from airflow_provider_consentio.operators.export_loop import Fetch
+    from airflow_provider_consentio.resources import Resource
 
 STATE_KEY = "consentio_export_checkpoint"
 PERIODS_KEY = "consentio_export_by_period_checkpoint"
@@ -52,17 +60,6 @@ class Checkpoint:
     exported: int
     parts: int
     window_seconds: float
-
-
-class SwitchableStream:
-    """The stream the export loop writes to; its target changes at each part boundary."""
-
-    def __init__(self) -> None:
-        self.target: IO[bytes] | None = None
-
-    def write(self, data: bytes) -> int:
-        assert self.target is not None
-        return self.target.write(data)
 
 
 class ExportCheckpoints:
@@ -108,51 +105,21 @@ class ExportCheckpoints:
     def part_path(self, number: int) -> Any:
         return self.parts_dir / f"{number:06d}.jsonl"
 
-    def write_parts(
-        self,
-        sub_windows: Iterator[tuple[datetime, datetime, int]],
-        stream: SwitchableStream,
-        resumed: Checkpoint | None,
-        window_seconds: Any,
-    ) -> Iterator[tuple[datetime, datetime, int]]:
-        """Drive the export loop, cutting a part (and recording a checkpoint) every ``interval`` seconds."""
-        from airflow_provider_consentio.operators.storage import atomic_writer
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.store.set(STATE_KEY, asdict(checkpoint))
+        self.log.info(
+            "Checkpoint: [.., %s) done, %s in %s",
+            checkpoint.done_until,
+            plural(checkpoint.exported, "record"),
+            plural(checkpoint.parts, "part"),
+        )
 
-        parts = resumed.parts if resumed else 0
-        finished = False
-        while not finished:
-            parts += 1
-            cut_at = time.monotonic() + self.interval
-            last = None
-            with atomic_writer(self.part_path(parts)) as part:
-                stream.target = part
-                for last in sub_windows:
-                    yield last
-                    if time.monotonic() >= cut_at:
-                        break
-                else:
-                    finished = True
-            if last is None:  # nothing left after the previous part: drop the empty one
-                self.part_path(parts).unlink(missing_ok=True)
-                parts -= 1
-                break
-            lower, upper, exported = last
-            checkpoint = Checkpoint(self.job, upper.isoformat(), lower.isoformat(), exported, parts, window_seconds())
-            self.store.set(STATE_KEY, asdict(checkpoint))
-            self.log.info(
-                "Checkpoint: [.., %s) done, %s in %s",
-                checkpoint.done_until,
-                plural(exported, "record"),
-                plural(parts, "part"),
-            )
-        self.parts = parts
-
-    def finish(self) -> None:
+    def join(self, parts: int) -> None:
         """Join the parts into the final file (one atomic write), then forget them."""
         from airflow_provider_consentio.operators.storage import atomic_writer
 
         with atomic_writer(self.final) as out:
-            for number in range(1, self.parts + 1):
+            for number in range(1, parts + 1):
                 with self.part_path(number).open("rb") as part:
                     shutil.copyfileobj(part, out, length=1024 * 1024)
         self._remove_parts()
@@ -166,6 +133,101 @@ class ExportCheckpoints:
     def _remove_parts(self) -> None:
         if self.parts_dir.exists():
             self.parts_dir.fs.rm(self.parts_dir.path, recursive=True)
+
+
+class CheckpointedFile(OneFile):
+    """The export's one file, written in parts: it receives the loop's "window written" events and, every
+    ``interval`` seconds, closes the part being written and records the checkpoint; leaving it joins the parts
+    into the final file. A retried attempt resumes after the checkpoint (:meth:`plan`)."""
+
+    def __init__(
+        self,
+        checkpoints: ExportCheckpoints,
+        resource: Resource,
+        window_size: timedelta,
+        *,
+        retry_follows: bool,
+    ) -> None:
+        super().__init__(checkpoints.final, resource, window_size)
+        self.checkpoints, self.retry_follows = checkpoints, retry_follows
+        self.resumed: Checkpoint | None = None
+        self.parts = 0
+        self._windows_in_part = 0
+        self._cut_at = 0.0
+
+    def plan(self, start: datetime, end: datetime, fetch: Fetch) -> tuple[Sequence[tuple[datetime, datetime]], StartAt]:
+        self.resumed = resumed = self.checkpoints.resume()
+        if resumed is None:
+            return super().plan(start, end, fetch)
+        self.parts = resumed.parts
+        done_until = parse_instant(resumed.done_until, "checkpoint")
+        # The IDs the previous attempt wrote in its last sub-window (asked again: one request), to skip at its edge;
+        # on at the window size it had settled on.
+        try:
+            last_window = fetch(parse_instant(resumed.last_lower, "checkpoint"), done_until)
+        except BaseException:
+            self._abandon_unless_retried()
+            raise
+        return [(done_until, end)], StartAt(
+            exported=resumed.exported,
+            window_size=timedelta(seconds=resumed.window_seconds),
+            seen_before={record.keys.id for record in last_window},
+        )
+
+    def summary(
+        self, result: ExportResult, fields: Mapping[str, Any], start: datetime, end: datetime
+    ) -> dict[str, Any]:
+        summary = super().summary(result, fields, start, end)
+        if self.resumed:
+            summary["resumed_from"] = self.resumed.done_until
+        return summary
+
+    def __enter__(self) -> CheckpointedFile:
+        self._open_part()
+        return self
+
+    def window_written(self, event: WindowWritten) -> None:
+        self._windows_in_part += 1
+        if time.monotonic() >= self._cut_at:
+            self._stack.close()
+            self.checkpoints.save(
+                Checkpoint(
+                    self.checkpoints.job,
+                    event.upper.isoformat(),
+                    event.lower.isoformat(),
+                    event.exported,
+                    self.parts,
+                    event.next_size.total_seconds(),
+                )
+            )
+            self._open_part()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self._stack.__exit__(*exc_info)
+            if exc_info[0] is None:
+                if not self._windows_in_part:  # nothing came after the last cut: drop the empty part
+                    self.checkpoints.part_path(self.parts).unlink(missing_ok=True)
+                    self.parts -= 1
+                self.checkpoints.join(self.parts)
+        except BaseException:
+            self._abandon_unless_retried()
+            raise
+        if exc_info[0] is not None:
+            self._abandon_unless_retried()
+
+    def _open_part(self) -> None:
+        from airflow_provider_consentio.operators.storage import atomic_writer
+
+        self.parts += 1
+        self._windows_in_part = 0
+        self._cut_at = time.monotonic() + self.checkpoints.interval
+        self._stack = contextlib.ExitStack()
+        self._out = self._stack.enter_context(atomic_writer(self.checkpoints.part_path(self.parts)))
+
+    def _abandon_unless_retried(self) -> None:
+        if not self.retry_follows:  # the last attempt: no retry will resume from its parts
+            self.checkpoints.abandon()
 
 
 class PeriodCheckpoints:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural, write_raw_lines
+from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
+from airflow_provider_consentio.operators.export_loop import export_file
 from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.resources import ADDRESSES, CLIENTS
 
@@ -76,7 +77,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
         self.client_external_id = client_external_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path
 
         client = self.hook.get_conn()
         if self.resource == "clients":
@@ -84,8 +85,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
         else:
             records = client.get_raw_addresses(self.client_external_id or None)
         path = as_storage_path(self.output_path)
-        with atomic_writer(path) as out:
-            write_raw_lines(records, out)
+        export_file(path, records)
         summary = {"path": str(path), "count": len(records), "resource": self.resource}
         self.log.info("Exported %s to %s", plural(len(records), self.resource[:-1], self.resource), path)
         self.record_lineage(

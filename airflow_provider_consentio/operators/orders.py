@@ -1,7 +1,7 @@
 """Seller order operators: export, external reference sync, edited orders + mark seen, prepare.
 
-The export's loop is its base's (``_window_export.py``), the writes' path is ``_common.py``; the export by period
-(``partitioned_export.py``) is a subclass of the export.
+The export's loop is ``export_loop.py`` (its operator base: ``_window_export.py``), the writes' path is
+``_common.py``; the export by period (``partitioned_export.py``) is a subclass of the export.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from airflow_provider_consentio.operators._common import (
     listing,
     plural,
 )
-from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator, write_jsonl
+from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
 from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed, WriteRun
+from airflow_provider_consentio.operators.export_loop import export_file
 from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.operators.windows import parse_instant
-from airflow_provider_consentio.resources import EDITED_ORDERS, EXTERNAL_REFERENCES
+from airflow_provider_consentio.resources import EDITED_ORDERS, EXTERNAL_REFERENCES, ORDERS
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -60,47 +61,46 @@ class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):
 
     :param kind: ``sale`` (seller) or ``purchase`` (buyer).
     :param statuses: only orders in these statuses (accepted, pending, canceled, incomplete); default all.
-    :param max_orders_per_request: a sizing target, not a cap: sub-windows shrink after an answer held more orders
-        than this and grow while answers hold under half of it, so most answers hold about this many. One answer
-        can hold more (a burst of orders in one second cannot be split).
+    :param max_orders_per_request: (default 2000) a sizing target, not a cap: sub-windows shrink after an answer held
+        more orders than this and grow while answers hold under half of it, so most answers hold about this many. One
+        answer can hold more (a burst of orders in one second cannot be split).
     :param consentio_conn_id: the Consentio connection.
     """
 
     template_fields: Sequence[str] = ("output_path", "start", "end", "statuses")
     ui_color = "#e8f1ee"
-    noun = "order"
+    resource = ORDERS
 
     def __init__(
         self,
         *,
         kind: str = "sale",
         statuses: str | Sequence[str] | None = None,
-        window_size: timedelta = timedelta(hours=1),
-        max_orders_per_request: int = 2000,
+        max_orders_per_request: int | None = None,
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [orders_asset(consentio_conn_id, kind)])
-        super().__init__(window_size=window_size, consentio_conn_id=consentio_conn_id, **kwargs)
+        super().__init__(records_per_request=max_orders_per_request, consentio_conn_id=consentio_conn_id, **kwargs)
         self.kind = kind
         self.statuses = statuses
-        self.max_orders_per_request = max_orders_per_request
+
+    @property
+    def max_orders_per_request(self) -> int:
+        return self.records_per_request
 
     @property
     def status_list(self) -> list[str]:
         """``statuses`` as a list (empty: all)."""
         return as_list(self.statuses, "statuses")
 
-    @property
-    def api_resource(self) -> str:
-        return f"orders/{self.kind}"
+    def read_params(self) -> dict[str, Any]:
+        return {"kind": self.kind}
 
     def fetcher(self, client: ConsentioClient) -> Fetch:
+        # Several statuses take one request each (the API filters on one at a time): the client merges them.
         statuses = self.status_list
         return lambda lower, upper: client.get_raw_orders(lower, upper, kind=self.kind, statuses=statuses)
-
-    def records_per_request(self) -> int:
-        return self.max_orders_per_request
 
     def orders_named(self) -> str:
         """``sale orders with status accepted``: the orders this task exports, for log lines."""
@@ -204,15 +204,13 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         return parse_instant(anchor, "data_interval_start") - self.lookback
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path
 
         since = self.resolve_since(context)
         path = as_storage_path(self.output_path)
         client = self.hook.get_conn()
         versions: list[dict[str, Any]] = []
-        with atomic_writer(path) as out:
-            records = _remember_versions(client.get_raw_edited_orders(since), versions)
-            write_jsonl(records, out, set())
+        export_file(path, _remember_versions(client.get_raw_edited_orders(since), versions), dedupe=True)
         summary = {
             "path": str(path),
             "count": len(versions),

@@ -8,22 +8,30 @@ and the daily runs share files, and whatever reads the daily files reads these.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import ProgressLog, plural
-from airflow_provider_consentio.operators._window_export import write_sub_windows
+from airflow_provider_consentio.operators._common import Logger, ProgressLog, plural
 from airflow_provider_consentio.operators.checkpoints import PeriodCheckpoints
-from airflow_provider_consentio.operators.lineage import storage_dataset
+from airflow_provider_consentio.operators.export_loop import (
+    ExportListener,
+    ExportResult,
+    ExportTarget,
+    SpanWritten,
+    StartAt,
+)
+from airflow_provider_consentio.operators.lineage import LineageDataset, storage_dataset
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
-from airflow_provider_consentio.operators.windows import AdaptiveWindows, parse_instant, resolve_window
+from airflow_provider_consentio.operators.windows import parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.operators._window_export import Fetch
+    from airflow_provider_consentio.operators.export_loop import Fetch
+    from airflow_provider_consentio.resources import Resource
 
 ONE_DAY = timedelta(days=1)
 # The summary lists this many partitions (a year and a bit) and counts the rest; partition_files() rebuilds them all.
@@ -88,6 +96,8 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
       :func:`partition_files` rebuilds the full list from the summary.
     * Durable (with ``retries`` and Airflow 3.3+, unless ``durable=False``): each completed period is checkpointed in
       the task state store, and a retry after a dead worker resumes after the last one (its files are complete).
+    * The loop is the daily export's (:func:`.export_loop.export_spans`): each period is one span of it, written to
+      its own file by :class:`PeriodFiles`.
 
     :param period: the length of one file's period: one day (default) or a divisor of a day.
     """
@@ -96,100 +106,129 @@ class ConsentioExportOrdersByPeriodOperator(ConsentioExportOrdersOperator):
         super().__init__(**kwargs)
         self.period = period
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        start, end = resolve_window(
-            context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
-        )
+    def target(self, context: Context, start: datetime, end: datetime) -> PeriodFiles:
         periods = list(split_periods(start, end, self.period))
         template = str(self.output_path)
         partition_path(template, start)  # a template without a period placeholder fails before any request
-        fetch = self.fetcher(self.hook.get_conn())
-        self.log.info(
-            "Exporting %s in [%s, %s) to %d files of %s each: %s",
-            self.selection(),
-            start.isoformat(),
-            end.isoformat(),
-            len(periods),
-            self.period,
-            template,
-        )
-        listed: list[dict[str, Any]] = []
-        total, requests, sub_window = 0, 0, min(timedelta(minutes=5), self.window_size)
-        progress = ProgressLog()
-        checkpoints = self._period_checkpoints(context, template, start, end)
-        counts: list[int] = checkpoints.resume() if checkpoints else []
-        for number, (lower, upper) in enumerate(periods, start=1):
-            path = partition_path(template, lower)
-            if number <= len(counts):  # written by a previous attempt, whose checkpoint says so
-                total += counts[number - 1]
-                if len(listed) < LISTED_PARTITIONS:
-                    listed.append({"start": lower.isoformat(), "path": path, "count": counts[number - 1]})
-                continue
-            windows = AdaptiveWindows(
-                lower, upper, max_size=self.window_size, target_records=self.max_orders_per_request, initial=sub_window
-            )
-            count = self._export_period(fetch, windows, path)
-            sub_window = windows.size  # the next period starts at the size this one settled on
-            total += count
-            requests += windows.count
-            if len(listed) < LISTED_PARTITIONS:
-                listed.append({"start": lower.isoformat(), "path": path, "count": count})
-            if checkpoints:
-                counts.append(count)
-                checkpoints.save(counts)
-            if progress.due(number / len(periods)):
-                self.log.info(
-                    "Period %d/%d [%s, %s): %s -> %s; %s so far (%.0f orders/s)",
-                    number,
-                    len(periods),
-                    lower.isoformat(),
-                    upper.isoformat(),
-                    plural(count, "order"),
-                    path,
-                    plural(total, "order"),
-                    progress.rate(total),
-                )
-        summary = {
-            "path_template": template,
-            "count": total,
-            "files": len(periods),
-            "kind": self.kind,
-            "statuses": self.status_list,
+        checkpoints = None
+        if self.durable and self.retries:  # only a retry resumes from checkpoints
+            job = {"template": template, "start": start, "end": end, "period": self.period, **self.summary_fields()}
+            checkpoints = PeriodCheckpoints.for_task(context, job, self.log)
+        return PeriodFiles(template, periods, self.period, self.resource, checkpoints)
+
+
+class PeriodFiles(ExportTarget):
+    """One file per period, each written atomically when its span starts and complete when it ends; with
+    checkpoints, each completed period is recorded, and a retry starts after the last one."""
+
+    requests_named = "request"
+
+    def __init__(
+        self,
+        template: str,
+        periods: list[tuple[datetime, datetime]],
+        period: timedelta,
+        resource: Resource,
+        checkpoints: PeriodCheckpoints | None,
+    ) -> None:
+        self.template, self.periods, self.period, self.resource = template, periods, period, resource
+        self.checkpoints = checkpoints
+        self.counts: list[int] = []
+        self.listed: list[dict[str, Any]] = []
+        self._file = contextlib.ExitStack()
+        self._out: Any = None
+
+    def plan(self, start: datetime, end: datetime, fetch: Fetch) -> tuple[Sequence[tuple[datetime, datetime]], StartAt]:
+        # The periods a previous attempt completed are written (its checkpoint says so): listed, counted, skipped.
+        self.counts = self.checkpoints.resume() if self.checkpoints else []
+        for (lower, _), count in zip(self.periods, self.counts, strict=False):
+            self._list(lower, count)
+        return self.periods[len(self.counts) :], StartAt(exported=sum(self.counts))
+
+    def describe(self) -> str:
+        return f"to {len(self.periods)} files of {self.period} each: {self.template}"
+
+    def written_to(self) -> str:
+        return plural(len(self.periods), "file")
+
+    def progress(self, log: Logger, clock: ProgressLog, start: datetime, end: datetime) -> ExportListener:
+        return PeriodProgress(log, clock, self.resource, self.template, self.periods)
+
+    def span_started(self, lower: datetime, upper: datetime) -> None:
+        from airflow_provider_consentio.operators.storage import atomic_writer
+
+        self._file = contextlib.ExitStack()
+        self._out = self._file.enter_context(atomic_writer(partition_path(self.template, lower)))
+
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
+
+    def span_written(self, event: SpanWritten) -> None:
+        self._file.close()
+        self._list(event.lower, event.count)
+        self.counts.append(event.count)
+        if self.checkpoints:
+            self.checkpoints.save(self.counts)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._file.__exit__(*exc_info)  # a period left unfinished leaves no file
+        if exc_info[0] is None and self.checkpoints:
+            self.checkpoints.forget()
+
+    def summary(
+        self, result: ExportResult, fields: Mapping[str, Any], start: datetime, end: datetime
+    ) -> dict[str, Any]:
+        return {
+            "path_template": self.template,
+            "count": result.exported,
+            "files": len(self.periods),
+            **fields,
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
             "period_seconds": int(self.period.total_seconds()),
-            "sub_windows": requests,
-            "partitions": listed,
+            "sub_windows": result.sub_windows,
+            "partitions": self.listed,
         }
-        self.log.info(
-            "Exported %s to %s in %.1fs (%s)",
-            plural(total, "order"),
-            plural(len(periods), "file"),
-            progress.elapsed(),
-            plural(requests, "request"),
-        )
-        if checkpoints:
-            checkpoints.forget()
-        self.record_lineage(
-            [self.api_dataset(self.api_resource, total)],
-            [storage_dataset(partition["path"], partition["count"]) for partition in listed],
-        )
-        self.record_asset_event(context, {key: value for key, value in summary.items() if key != "partitions"})
-        return summary
 
-    def _period_checkpoints(
-        self, context: Context, template: str, start: datetime, end: datetime
-    ) -> PeriodCheckpoints | None:
-        if not self.durable or not self.retries:  # only a retry resumes from checkpoints
-            return None
-        job = {"template": template, "start": start, "end": end, "period": self.period, **self.summary_fields()}
-        return PeriodCheckpoints.for_task(context, job, self.log)
+    def outputs(self, result: ExportResult) -> list[LineageDataset]:
+        return [storage_dataset(partition["path"], partition["count"]) for partition in self.listed]
 
-    def _export_period(self, fetch: Fetch, windows: AdaptiveWindows, path: str) -> int:
-        """Write one period's orders to ``path`` exactly as the daily export does; returns how many."""
-        from airflow_provider_consentio.operators.storage import atomic_writer
+    def asset_extra(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in summary.items() if key != "partitions"}
 
-        with atomic_writer(path) as out:
-            # The running count after each sub-window; the daily export logs them, here one line per period will do.
-            running = write_sub_windows(fetch, windows, out)
-            return max((written for _, _, written in running), default=0)
+    def _list(self, lower: datetime, count: int) -> None:
+        if len(self.listed) < LISTED_PARTITIONS:
+            self.listed.append(
+                {"start": lower.isoformat(), "path": partition_path(self.template, lower), "count": count}
+            )
+
+
+class PeriodProgress(ExportListener):
+    """Logs a long export's progress by period (every few seconds or tenth of the periods)."""
+
+    def __init__(
+        self,
+        log: Logger,
+        clock: ProgressLog,
+        resource: Resource,
+        template: str,
+        periods: Sequence[tuple[datetime, datetime]],
+    ) -> None:
+        self.log, self.clock, self.resource, self.template = log, clock, resource, template
+        self.numbers = {lower: number for number, (lower, _) in enumerate(periods, start=1)}
+
+    def span_written(self, event: SpanWritten) -> None:
+        number, periods = self.numbers[event.lower], len(self.numbers)
+        if self.clock.due(number / periods):
+            self.log.info(
+                "Period %d/%d [%s, %s): %s -> %s; %s so far (%.0f %s/s)",
+                number,
+                periods,
+                event.lower.isoformat(),
+                event.upper.isoformat(),
+                self.resource.counted(event.count),
+                partition_path(self.template, event.lower),
+                self.resource.counted(event.exported),
+                self.clock.rate(event.exported),
+                self.resource.nouns,
+            )

@@ -10,8 +10,9 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import ConsentioOperator, plural, write_raw_lines
+from airflow_provider_consentio.operators._common import ConsentioOperator, plural
 from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed
+from airflow_provider_consentio.operators.export_loop import export_file
 from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
 from airflow_provider_consentio.resources import PURCHASE_NEEDS
@@ -108,12 +109,11 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path, atomic_writer
+        from airflow_provider_consentio.operators.storage import as_storage_path
 
         first, last = self.resolve_dates(context)
         path = as_storage_path(self.output_path)
-        with atomic_writer(path) as out:
-            count = write_raw_lines(self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status), out)
+        count = export_file(path, self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status))
         summary = {
             "path": str(path),
             "count": count,

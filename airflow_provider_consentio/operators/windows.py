@@ -128,7 +128,3 @@ class AdaptiveWindows:
             self.size = max(self.min_size, self.size * (self.target / records))
         elif records * 2 < self.target:
             self.size = min(self.max_size, self.size * 2)
-
-    def progress(self, upper: datetime) -> float:
-        """The share of the whole window done once the sub-window ending at ``upper`` is."""
-        return (upper - self.start) / (self.end - self.start) if self.end > self.start else 1.0
