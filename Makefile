@@ -81,7 +81,7 @@ browser:
 
 ## The README's pictures of the Airflow UI (docs/screenshots/*.png), from a real run against the sandbox.
 screenshots: $(STAMP) browser
-	$(BIN)/python -m airflow_provider_consentio.demo.screenshots --out docs/screenshots
+	PYTHONPATH=tests $(BIN)/python -m harness.screenshots --out docs/screenshots
 
 ## The benchmarks quoted in the issue notes.
 bench: $(STAMP)

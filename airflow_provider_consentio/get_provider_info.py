@@ -37,7 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_consentio.operators.partitioned_export",
                     "airflow_provider_consentio.operators.purchase_needs",
                     "airflow_provider_consentio.operators.catalogue",
-                    "airflow_provider_consentio.operators.clients",
+                    "airflow_provider_consentio.operators.catalogue_clients",
                     "airflow_provider_consentio.operators.promoted_orders",
                 ],
             }

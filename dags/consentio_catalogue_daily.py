@@ -32,7 +32,7 @@ from airflow_provider_consentio.operators.catalogue import (
     ConsentioUpsertProductsOperator,
     catalogue_asset,
 )
-from airflow_provider_consentio.operators.clients import (
+from airflow_provider_consentio.operators.catalogue_clients import (
     ConsentioUpsertClientAddressesOperator,
     ConsentioUpsertClientsOperator,
 )

@@ -5,11 +5,14 @@
 
 The demo starts the sandbox on loopback, creates the ERP (SQLite) and the connections, runs both example DAGs for
 one day with ``airflow dags test``, prints a one-screen summary and where the outputs are, and stops the sandbox.
+It needs the ``sandbox`` extra: ``pip install "airflow-provider-consentio[sandbox]"``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import re
 import shutil
 import signal
 import sys
@@ -25,6 +28,35 @@ from airflow_provider_consentio.demo.stack import AirflowEnv, AirflowServices, S
 DEMO_DATE = date(2025, 3, 10)
 DAG_IDS = ("consentio_catalogue_daily", "consentio_seller_daily", "consentio_buyer_daily")
 UI_PORT = 8280  # `make airflow`'s documented address
+DISTRIBUTION = "airflow-provider-consentio"
+
+
+def example_dags() -> Path:
+    """The example DAGs: packaged with an installed wheel, or the repository's ``dags/`` in a source checkout."""
+    package = Path(__file__).resolve().parents[1]
+    packaged = package / "example_dags"
+    return packaged if packaged.is_dir() else package.parent / "dags"
+
+
+def missing_sandbox_extra() -> list[str]:
+    """The distributions of the ``sandbox`` extra (the ERP's sqlite provider, the sandbox's web stack) not installed.
+
+    Read from the installed metadata, not by importing: importing ``airflow`` here would configure it before the
+    demo has chosen its AIRFLOW_HOME.
+    """
+    try:
+        requirements = importlib.metadata.requires(DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return []
+    missing = []
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        if name and re.search(r"""extra\s*==\s*["']sandbox["']""", requirement):
+            try:
+                importlib.metadata.distribution(name.group())
+            except importlib.metadata.PackageNotFoundError:
+                missing.append(name.group())
+    return missing
 
 
 def _day_bounds(day: date) -> tuple[str, str]:
@@ -213,12 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_consentio.demo", description=__doc__)
     parser.add_argument("--date", type=date.fromisoformat, default=DEMO_DATE, help="the day to run (YYYY-MM-DD)")
     parser.add_argument("--workdir", type=Path, default=Path(".demo"), help="where everything goes (recreated)")
-    parser.add_argument("--dags-folder", type=Path, default=Path("dags"), help="the example DAGs")
+    parser.add_argument("--dags-folder", type=Path, default=example_dags(), help="the example DAGs")
     parser.add_argument("--standalone", action="store_true", help="serve the Airflow UI with the sandbox instead")
     args = parser.parse_args(argv)
+    missing = missing_sandbox_extra()
+    if missing:
+        parser.error(f"{', '.join(missing)} not installed: pip install 'airflow-provider-consentio[sandbox]'")
     dags_folder = args.dags_folder.resolve()
     if not (dags_folder / "consentio_seller_daily.py").exists():
-        parser.error(f"no example DAGs in {dags_folder}; run from the repository root or pass --dags-folder")
+        parser.error(f"no example DAGs in {dags_folder}; pass --dags-folder")
     if args.standalone:
         return run_standalone(args.workdir.resolve() / "standalone", dags_folder)
     return run_demo(args.workdir.resolve(), dags_folder, args.date)

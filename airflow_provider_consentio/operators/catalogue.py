@@ -1,5 +1,6 @@
 """The seller's catalogue: products (upsert, JSON or CSV import; export of the changed ones), base prices and price
-groups. Every write is a ConsentioWriteOperator on the common write path; clients and addresses are in clients.py."""
+groups. Every write is a ConsentioWriteOperator on the common write path; clients and addresses are in
+catalogue_clients.py."""
 
 from __future__ import annotations
 

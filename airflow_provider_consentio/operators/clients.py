@@ -1,95 +1,26 @@
-"""Clients (the API's counterparts) and their addresses: upsert from the ERP, export to JSONL."""
+"""Moved to :mod:`airflow_provider_consentio.operators.catalogue_clients` (a name that no longer reads as the API
+client's); kept so that DAGs importing the clients' operators from here keep working."""
 
-from __future__ import annotations
+import warnings
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from airflow_provider_consentio.operators.catalogue_clients import (
+    CLIENT_RESOURCES,
+    ConsentioExportClientsOperator,
+    ConsentioUpsertClientAddressesOperator,
+    ConsentioUpsertClientsOperator,
+    clients_asset,
+)
 
-from airflow.sdk import Asset
+warnings.warn(
+    "airflow_provider_consentio.operators.clients moved to airflow_provider_consentio.operators.catalogue_clients",
+    DeprecationWarning,
+    stacklevel=2,
+)
 
-from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
-from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
-from airflow_provider_consentio.operators.export_loop import export_file
-from airflow_provider_consentio.operators.lineage import storage_dataset
-from airflow_provider_consentio.resources import ADDRESSES, CLIENTS
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
-
-
-CLIENT_RESOURCES = ("clients", "addresses")
-
-
-def clients_asset(consentio_conn_id: str = "consentio_default", resource: str = "clients") -> Asset:
-    return consentio_asset(f"consentio_{resource}__{consentio_conn_id}", consentio_conn_id, resource)
-
-
-class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
-    """Create or update clients, matched by ``client_external_id`` (POST /client).
-
-    Records: ``client_external_id``, ``client_name``, optional ``phones`` and ``rates`` (lists, or comma-separated
-    texts in a CSV or a query), ``rate_id`` (the price group the client buys at). Read-only fields of an exported
-    file (``consentio_client_id``, ``workspace_id``, ``created_at``, ``updated_at``) are accepted and not sent.
-    See :class:`~airflow_provider_consentio.operators._write.ConsentioWriteOperator` for inputs and policies.
-    """
-
-    writes = CLIENTS
-
-
-class ConsentioUpsertClientAddressesOperator(ConsentioCatalogueUpsertOperator):
-    """Create or update clients' addresses (POST /client/address), keyed by the address's ``external_id`` and
-    linked to its client by ``client_external_id``: run it after the clients upsert.
-
-    Records: ``external_id``, ``client_external_id``, ``street``, ``city``, ``postal_code``, ``country`` (ISO
-    3166-1 alpha-2), optional ``region``, ``latitude``, ``longitude`` (exact decimals).
-    """
-
-    writes = ADDRESSES
-
-
-class ConsentioExportClientsOperator(ConsentioOperator):
-    """Export every client (``resource="clients"``) or every address (``"addresses"``) to a JSONL file, each exactly
-    as the API returned it (atomic write, summary, Asset ``consentio://<conn_id>/<resource>``).
-
-    :param output_path: JSONL file to write (templated).
-    :param resource: ``clients`` or ``addresses``.
-    :param client_external_id: with ``addresses``, only this client's (templated).
-    """
-
-    template_fields: Sequence[str] = ("output_path", "client_external_id")
-    ui_color = "#eef0f7"
-
-    def __init__(
-        self,
-        *,
-        output_path: Any,
-        resource: str = "clients",
-        client_external_id: str | None = None,
-        consentio_conn_id: str = "consentio_default",
-        **kwargs: Any,
-    ) -> None:
-        check_choice("resource", resource, CLIENT_RESOURCES)
-        kwargs.setdefault("outlets", [clients_asset(consentio_conn_id, resource)])
-        super().__init__(consentio_conn_id=consentio_conn_id, **kwargs)
-        self.output_path = output_path
-        self.resource = resource
-        self.client_external_id = client_external_id
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path
-
-        client = self.hook.get_conn()
-        if self.resource == "clients":
-            records = client.get_raw_clients()
-        else:
-            records = client.get_raw_addresses(self.client_external_id or None)
-        path = as_storage_path(self.output_path)
-        export_file(path, records)
-        summary = {"path": str(path), "count": len(records), "resource": self.resource}
-        self.log.info("Exported %s to %s", plural(len(records), self.resource[:-1], self.resource), path)
-        self.record_lineage(
-            [self.api_dataset(f"catalogue/{self.resource}", len(records))], [storage_dataset(path, len(records))]
-        )
-        self.record_asset_event(context, summary)
-        return summary
+__all__ = [
+    "CLIENT_RESOURCES",
+    "ConsentioExportClientsOperator",
+    "ConsentioUpsertClientAddressesOperator",
+    "ConsentioUpsertClientsOperator",
+    "clients_asset",
+]

@@ -23,10 +23,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.production import ProductionAirflow, api_instant
-from airflow_provider_consentio.demo.services import missing_servers
-
 REPO = Path(__file__).resolve().parents[2]
+# The harness lives beside the tests, not in the package: a script run by path finds it through this.
+sys.path.insert(0, str(REPO / "tests"))
+
+from harness.production import ProductionAirflow, api_instant  # noqa: E402
+from harness.services import missing_servers  # noqa: E402
+
 SELLER, NOOP = "consentio_seller_daily", "consentio_seller_noop"
 FIRST_DAY = date(2025, 1, 1)  # the sandbox seeds 90 days from here
 BUCKET = "consentio-data"

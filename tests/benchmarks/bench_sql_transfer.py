@@ -31,6 +31,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[2]))
+# The harness lives beside the tests, not in the package: a script run by path finds it through this.
+sys.path.insert(0, str(HERE.parents[1]))
 
 START = date(2025, 1, 1)
 
@@ -175,7 +177,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-sql-airflow-"))
 
-    from airflow_provider_consentio.demo.services import PostgresServer
+    from harness.services import PostgresServer
 
     folder = Path(tempfile.gettempdir()) / f"consentio-bench-sql-{args.days}x{args.per_day}"
     began = time.perf_counter()

@@ -13,7 +13,7 @@ from airflow_provider_consentio.operators.catalogue import (
     ConsentioSyncPriceGroupsOperator,
     ConsentioUpsertProductsOperator,
 )
-from airflow_provider_consentio.operators.clients import (
+from airflow_provider_consentio.operators.catalogue_clients import (
     ConsentioExportClientsOperator,
     ConsentioUpsertClientAddressesOperator,
     ConsentioUpsertClientsOperator,

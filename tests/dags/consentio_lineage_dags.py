@@ -10,7 +10,7 @@ from airflow_provider_consentio.operators.catalogue import (
     ConsentioExportProductsOperator,
     ConsentioUpsertProductsOperator,
 )
-from airflow_provider_consentio.operators.clients import ConsentioExportClientsOperator
+from airflow_provider_consentio.operators.catalogue_clients import ConsentioExportClientsOperator
 from airflow_provider_consentio.operators.orders import (
     ConsentioEditedOrdersOperator,
     ConsentioExportOrdersOperator,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_consentio.demo.browser import AirflowBrowser, missing_browser
-from airflow_provider_consentio.demo.screenshots import EXPORT_TASK, SELLER, seller_run
 from airflow_provider_consentio.demo.stack import ADMIN
+from harness.browser import AirflowBrowser, missing_browser
+from harness.screenshots import EXPORT_TASK, SELLER, seller_run
 
 pytestmark = pytest.mark.e2e
 

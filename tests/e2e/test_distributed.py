@@ -37,9 +37,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
-from airflow_provider_consentio.demo.production import FAST_RECOVERY, ProductionAirflow, api_instant
-from airflow_provider_consentio.demo.services import missing_servers
 from airflow_provider_consentio.demo.stack import wait_until
+from harness.production import FAST_RECOVERY, ProductionAirflow, api_instant
+from harness.services import missing_servers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 

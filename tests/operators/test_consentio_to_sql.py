@@ -32,7 +32,7 @@ ITEM_COLUMNS = "order_id, item_id, line, sku, amount, price, total_price, served
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory):
-    from airflow_provider_consentio.demo.services import PostgresServer, postgres_bin_dir
+    from harness.services import PostgresServer, postgres_bin_dir
 
     if postgres_bin_dir() is None:
         pytest.fail("Postgres is not installed: run `make services`")

@@ -17,7 +17,7 @@ from airflow_provider_consentio.operators.catalogue import (
     ConsentioExportProductsOperator,
     ConsentioUpsertProductsOperator,
 )
-from airflow_provider_consentio.operators.clients import (
+from airflow_provider_consentio.operators.catalogue_clients import (
     ConsentioExportClientsOperator,
     ConsentioUpsertClientsOperator,
 )

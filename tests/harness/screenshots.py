@@ -1,6 +1,6 @@
 """``make screenshots``: the README's pictures of the Airflow UI, taken from a real run against the sandbox.
 
-    python -m airflow_provider_consentio.demo.screenshots [--out docs/screenshots]
+    PYTHONPATH=tests python -m harness.screenshots [--out docs/screenshots]    # from the repository root
 
 Starts the sandbox and Airflow (as ``make airflow`` does, connections in the metadata DB), runs the seller DAG for
 one day, then photographs the connection form, the run's graph, the export task's log and the asset graph.
@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.browser import AirflowBrowser, missing_browser
 from airflow_provider_consentio.demo.stack import ADMIN, AirflowServices, SandboxProcess, wait_until
+from harness.browser import AirflowBrowser, missing_browser
 
 SELLER = "consentio_seller_daily"
 REPORT = "consentio_orders_report"
@@ -101,7 +101,7 @@ def take_screenshots(tour: SellerRun, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_consentio.demo.screenshots", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m harness.screenshots", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="where the PNG files go")
     parser.add_argument("--dags-folder", type=Path, default=Path("dags"), help="the example DAGs")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """A production-shaped Airflow on one machine: Celery workers and the Airflow services on Postgres, Redis and S3.
 
-For the distributed end-to-end test and the backfill benchmark; the servers themselves are in ``demo/services.py``.
+For the distributed end-to-end test and the backfill benchmark; the servers themselves are in ``services.py``.
 Each worker has its own session, working folder and TMPDIR, as on separate machines.
 """
 
@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_consentio.demo.services import (
+from airflow_provider_consentio.demo.stack import PYTHON, AirflowEnv, _stop, wait_until
+from harness.services import (
     PostgresServer,
     RedisServer,
     S3Server,
@@ -23,10 +24,11 @@ from airflow_provider_consentio.demo.services import (
     start_process,
     wait_ready,
 )
-from airflow_provider_consentio.demo.stack import PYTHON, AirflowEnv, _stop, wait_until
 
 # Which TI.hostname a worker reports (see worker_hostname).
 WORKER_HOSTNAME_VARIABLE = "CONSENTIO_WORKER_HOSTNAME"
+# The workers import worker_hostname by name, and the harness is not installed: its folder goes on their path.
+HARNESS_PARENT = str(Path(__file__).resolve().parents[1])
 
 
 def celery_settings(metadata_db_url: str, broker_url: str) -> dict[str, str]:
@@ -63,8 +65,10 @@ class CeleryWorker:
 
     def environ(self) -> dict[str, str]:
         home = self.workdir / "home"
+        base = self.env.environ()
         return {
-            **self.env.environ(),
+            **base,
+            "PYTHONPATH": os.pathsep.join(filter(None, (HARNESS_PARENT, base.get("PYTHONPATH")))),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",

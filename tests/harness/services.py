@@ -1,6 +1,6 @@
 """The servers a production-shaped Airflow needs, on one machine: Postgres, Redis and an S3-compatible server.
 
-For the distributed end-to-end test and the backfill benchmark (see ``demo/production.py``). Each server binds
+For the distributed end-to-end test and the backfill benchmark (see ``production.py`` beside it). Each server binds
 127.0.0.1 on a free port, runs in its own session (process group) and is stopped through that group, never by name.
 Postgres and Redis come from Debian packages (``make services`` installs them); the S3 server is moto's server
 mode, from PyPI.
