@@ -62,15 +62,15 @@ def create_asset(*, consentio_conn_id: str, resource: str, extra: dict[str, Any]
 
 
 def convert_asset_to_openlineage(asset: Asset, lineage_context: Any = None) -> Any:
-    """The OpenLineage dataset of an Asset, named as the operators' own lineage names the API (operators/lineage.py):
-    namespace ``consentio://<host>[:<port>]/<workspace id>``, name the resource. Where the connection cannot be
-    read, the namespace is ``consentio://<connection id>``."""
+    """The OpenLineage dataset of an Asset, named as the operators' own lineage names the API
+    (operators/base/lineage.py): namespace ``consentio://<host>[:<port>]/<workspace id>``, name the resource.
+    Where the connection cannot be read, the namespace is ``consentio://<connection id>``."""
     from urllib.parse import urlsplit
 
     from airflow.providers.common.compat.openlineage.facet import Dataset
 
     from airflow_provider_consentio.hooks.consentio import ConsentioHook
-    from airflow_provider_consentio.operators.lineage import api_namespace
+    from airflow_provider_consentio.operators.base.lineage import api_namespace
 
     parts = urlsplit(asset.uri)
     resource = parts.path.strip("/")

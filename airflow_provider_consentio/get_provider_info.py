@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import pkgutil
 from typing import Any
 
-from airflow_provider_consentio import __version__
+from airflow_provider_consentio import __version__, operators
 from airflow_provider_consentio.hooks.connection_fields import conn_fields, ui_field_behaviour
 
 INTEGRATION = "Consentio"
 CONNECTION_DOCS = "https://github.com/consentio/airflow-provider-consentio#the-connection"
+# Modules of operators/ that only re-export from where their operators moved (Airflow is pointed at the new ones).
+MOVED_OPERATOR_MODULES = frozenset({"clients"})
+
+
+def operator_modules() -> list[str]:
+    """Every module of operators/: each defines operators (what they share lives in the package operators/base), so
+    a new resource's operator module is registered by being there. Listed without importing any of them."""
+    return sorted(
+        f"{operators.__name__}.{module.name}"
+        for module in pkgutil.iter_modules(operators.__path__)
+        if not module.ispkg and module.name not in MOVED_OPERATOR_MODULES
+    )
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -29,19 +42,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_provider_consentio.hooks.consentio"]},
         ],
-        "operators": [
-            {
-                "integration-name": INTEGRATION,
-                "python-modules": [
-                    "airflow_provider_consentio.operators.orders",
-                    "airflow_provider_consentio.operators.partitioned_export",
-                    "airflow_provider_consentio.operators.purchase_needs",
-                    "airflow_provider_consentio.operators.catalogue",
-                    "airflow_provider_consentio.operators.catalogue_clients",
-                    "airflow_provider_consentio.operators.promoted_orders",
-                ],
-            }
-        ],
+        "operators": [{"integration-name": INTEGRATION, "python-modules": operator_modules()}],
         # A transfer names its source and target integrations; "Common SQL" is the common.sql provider's, so the
         # Providers page links the load to every database that provider serves.
         "transfers": [

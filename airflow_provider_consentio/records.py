@@ -1,12 +1,12 @@
-"""Moved to :mod:`airflow_provider_consentio.operators.inputs`; kept so that DAGs copied from the 0.1 examples,
+"""Moved to :mod:`airflow_provider_consentio.operators.base.inputs`; kept so that DAGs copied from the 0.1 examples,
 which imported ``load_records`` from here, keep working."""
 
 import warnings
 
-from airflow_provider_consentio.operators.inputs import load_records
+from airflow_provider_consentio.operators.base.inputs import load_records
 
 warnings.warn(
-    "airflow_provider_consentio.records moved to airflow_provider_consentio.operators.inputs",
+    "airflow_provider_consentio.records moved to airflow_provider_consentio.operators.base.inputs",
     DeprecationWarning,
     stacklevel=2,
 )

@@ -90,7 +90,7 @@ def consentio_buyer_daily() -> None:
 
         from airflow.sdk import ObjectStoragePath
 
-        from airflow_provider_consentio.operators.inputs import load_records
+        from airflow_provider_consentio.operators.base.inputs import load_records
 
         lines, _ = load_records(sql=demand_lines_sql, sql_conn_id=ERP_CONN_ID, column_map=COLUMN_MAP)
         with ObjectStoragePath(read_back_summary["path"]).open("r", encoding="utf-8") as stored:

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import check_choice
-from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
-from airflow_provider_consentio.operators._write import ConsentioWriteOperator, WriteRun
+from airflow_provider_consentio.operators.base.common import check_choice
+from airflow_provider_consentio.operators.base.window_export import ConsentioWindowExportOperator
+from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator, WriteRun
 from airflow_provider_consentio.resources import BASE_PRICES, PRICE_GROUPS, PRODUCTS
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def products_asset(consentio_conn_id: str = "consentio_default") -> Asset:
 
 class ConsentioCatalogueUpsertOperator(ConsentioWriteOperator):
     """Base of the catalogue writes: each updates the catalogue Asset unless ``outlets`` is given (their resources
-    declare it). Inputs and policies: :class:`~airflow_provider_consentio.operators._write.ConsentioWriteOperator`."""
+    declare it). Inputs and policies: :class:`.ConsentioWriteOperator`."""
 
     ui_color = "#eef0f7"
 
@@ -138,7 +138,7 @@ class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
     """Export the products changed in [start, end) to a JSONL file, each exactly as the API returned it.
 
     Works as the order export does (the same base, :class:`ConsentioWindowExportOperator` in
-    operators/_window_export.py, which describes the parameters it takes): the window defaults to the run's data
+    operators/base/window_export.py, which describes the parameters it takes): the window defaults to the run's data
     interval (backfills export each day once), memory stays flat, the file appears only once complete, a rerun
     rewrites the same bytes, and the summary goes on the Asset ``consentio://<conn_id>/products``.
 

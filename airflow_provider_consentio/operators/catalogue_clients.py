@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
-from airflow_provider_consentio.operators._common import ConsentioOperator, check_choice, plural
+from airflow_provider_consentio.operators.base.common import ConsentioOperator, check_choice, plural
+from airflow_provider_consentio.operators.base.export_loop import export_file
+from airflow_provider_consentio.operators.base.lineage import storage_dataset
 from airflow_provider_consentio.operators.catalogue import ConsentioCatalogueUpsertOperator
-from airflow_provider_consentio.operators.export_loop import export_file
-from airflow_provider_consentio.operators.lineage import storage_dataset
 from airflow_provider_consentio.resources import ADDRESSES, CLIENTS
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):
     Records: ``client_external_id``, ``client_name``, optional ``phones`` and ``rates`` (lists, or comma-separated
     texts in a CSV or a query), ``rate_id`` (the price group the client buys at). Read-only fields of an exported
     file (``consentio_client_id``, ``workspace_id``, ``created_at``, ``updated_at``) are accepted and not sent.
-    See :class:`~airflow_provider_consentio.operators._write.ConsentioWriteOperator` for inputs and policies.
+    See :class:`.ConsentioWriteOperator` for inputs and policies.
     """
 
     writes = CLIENTS
@@ -77,7 +77,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
         self.client_external_id = client_external_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path
+        from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         client = self.hook.get_conn()
         if self.resource == "clients":

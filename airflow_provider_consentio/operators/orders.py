@@ -1,7 +1,7 @@
 """Seller order operators: export, external reference sync, edited orders + mark seen, prepare.
 
-The export's loop is ``export_loop.py`` (its operator base: ``_window_export.py``), the writes' path is
-``_common.py``; the export by period (``partitioned_export.py``) is a subclass of the export.
+The export's loop is ``base/export_loop.py`` (its operator base: ``base/window_export.py``), the writes' path is
+``base/write_path.py``; the export by period (``partitioned_export.py``) is a subclass of the export.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
-from airflow_provider_consentio.operators._common import (
+from airflow_provider_consentio.operators.base.common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioOperator,
     as_list,
     listing,
     plural,
 )
-from airflow_provider_consentio.operators._window_export import ConsentioWindowExportOperator
-from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed, WriteRun
-from airflow_provider_consentio.operators.export_loop import export_file
-from airflow_provider_consentio.operators.lineage import storage_dataset
-from airflow_provider_consentio.operators.windows import parse_instant
+from airflow_provider_consentio.operators.base.export_loop import export_file
+from airflow_provider_consentio.operators.base.lineage import storage_dataset
+from airflow_provider_consentio.operators.base.window_export import ConsentioWindowExportOperator
+from airflow_provider_consentio.operators.base.windows import parse_instant
+from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator, InputNamed, WriteRun
 from airflow_provider_consentio.resources import EDITED_ORDERS, EXTERNAL_REFERENCES, ORDERS
 
 if TYPE_CHECKING:
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import RawRecord, SeenOrder
-    from airflow_provider_consentio.operators._window_export import Fetch
-    from airflow_provider_consentio.operators.write_path import WriteResult
+    from airflow_provider_consentio.operators.base.window_export import Fetch
+    from airflow_provider_consentio.operators.base.write_path import WriteResult
 
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
@@ -54,7 +54,7 @@ class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):
     The window defaults to the run's data interval (a backfill of March exports each day exactly once), it is
     fetched in sub-windows sized to the data (memory stays flat), the file appears only once complete, and a rerun
     rewrites the same bytes, and a retry resumes a long export after its last checkpoint: see its base,
-    :class:`ConsentioWindowExportOperator` (operators/_window_export.py), for how, and for ``output_path``,
+    :class:`ConsentioWindowExportOperator` (operators/base/window_export.py), for how, and for ``output_path``,
     ``start``, ``end``, ``window_size``, ``empty_interval``, ``lookback``, ``durable`` and ``checkpoint_interval``. The
     summary adds ``kind`` and ``statuses``; an export that finds no order says so in a warning naming the window
     and the workspace.
@@ -204,7 +204,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         return parse_instant(anchor, "data_interval_start") - self.lookback
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path
+        from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         since = self.resolve_since(context)
         path = as_storage_path(self.output_path)

@@ -14,23 +14,23 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import Logger, ProgressLog, plural
-from airflow_provider_consentio.operators.checkpoints import PeriodCheckpoints
-from airflow_provider_consentio.operators.export_loop import (
+from airflow_provider_consentio.operators.base.checkpoints import PeriodCheckpoints
+from airflow_provider_consentio.operators.base.common import Logger, ProgressLog, plural
+from airflow_provider_consentio.operators.base.export_loop import (
     ExportListener,
     ExportResult,
     ExportTarget,
     SpanWritten,
     StartAt,
 )
-from airflow_provider_consentio.operators.lineage import LineageDataset, storage_dataset
+from airflow_provider_consentio.operators.base.lineage import LineageDataset, storage_dataset
+from airflow_provider_consentio.operators.base.windows import parse_instant
 from airflow_provider_consentio.operators.orders import ConsentioExportOrdersOperator
-from airflow_provider_consentio.operators.windows import parse_instant
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_consentio.operators.export_loop import Fetch
+    from airflow_provider_consentio.operators.base.export_loop import Fetch
     from airflow_provider_consentio.resources import Resource
 
 ONE_DAY = timedelta(days=1)
@@ -155,7 +155,7 @@ class PeriodFiles(ExportTarget):
         return PeriodProgress(log, clock, self.resource, self.template, self.periods)
 
     def span_started(self, lower: datetime, upper: datetime) -> None:
-        from airflow_provider_consentio.operators.storage import atomic_writer
+        from airflow_provider_consentio.operators.base.storage import atomic_writer
 
         self._file = contextlib.ExitStack()
         self._out = self._file.enter_context(atomic_writer(partition_path(self.template, lower)))

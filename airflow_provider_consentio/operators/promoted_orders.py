@@ -29,8 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_consentio.errors import ConsentioAPIError, ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.operators._common import SUMMARY_LISTS_AT_MOST, listing, plural
-from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed, WriteRun
+from airflow_provider_consentio.operators.base.common import SUMMARY_LISTS_AT_MOST, listing, plural
+from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator, InputNamed, WriteRun
 from airflow_provider_consentio.resources import PROMOTED_ORDERS
 from airflow_provider_consentio.version_compat import AirflowFailException
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from airflow_provider_consentio.client.retry import SettleWindow
     from airflow_provider_consentio.models import BatchResult
     from airflow_provider_consentio.models.catalogue import PromotedOrder
-    from airflow_provider_consentio.operators.write_path import WriteResult
+    from airflow_provider_consentio.operators.base.write_path import WriteResult
 
 # Orders created this long after "now" are still searched: the server's clock may run ahead of the worker's.
 CLOCK_SKEW = timedelta(minutes=10)

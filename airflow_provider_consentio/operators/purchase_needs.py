@@ -10,11 +10,11 @@ from airflow.sdk import Asset
 
 from airflow_provider_consentio.assets import consentio_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import ConsentioOperator, plural
-from airflow_provider_consentio.operators._write import ConsentioWriteOperator, InputNamed
-from airflow_provider_consentio.operators.export_loop import export_file
-from airflow_provider_consentio.operators.lineage import storage_dataset
-from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
+from airflow_provider_consentio.operators.base.common import ConsentioOperator, plural
+from airflow_provider_consentio.operators.base.export_loop import export_file
+from airflow_provider_consentio.operators.base.lineage import storage_dataset
+from airflow_provider_consentio.operators.base.windows import parse_instant, resolve_window
+from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator, InputNamed
 from airflow_provider_consentio.resources import PURCHASE_NEEDS
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_consentio.operators.storage import as_storage_path
+        from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         first, last = self.resolve_dates(context)
         path = as_storage_path(self.output_path)

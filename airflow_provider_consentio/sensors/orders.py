@@ -11,7 +11,7 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_provider_consentio.errors import ConsentioError
 from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
-from airflow_provider_consentio.operators.lineage import LineageMixin, api_dataset
+from airflow_provider_consentio.operators.base.lineage import LineageMixin, api_dataset
 from airflow_provider_consentio.triggers.watches import OrdersWatch, watch_type
 
 if TYPE_CHECKING:

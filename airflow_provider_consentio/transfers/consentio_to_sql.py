@@ -13,14 +13,14 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_consentio.assets import ASSET_GROUP
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators._common import (
+from airflow_provider_consentio.operators.base.common import (
     SUMMARY_LISTS_AT_MOST,
     ConsentioInvalidRecordsError,
     ProgressLog,
     listing,
     plural,
 )
-from airflow_provider_consentio.operators.lineage import LineageMixin, sql_table_dataset, storage_dataset
+from airflow_provider_consentio.operators.base.lineage import LineageMixin, sql_table_dataset, storage_dataset
 from airflow_provider_consentio.transfers.tables import table_for, table_names
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def input_files(value: Any) -> list[str]:
 
 def _lines(path: str) -> Iterator[bytes]:
     """The file's lines, read as they are needed."""
-    from airflow_provider_consentio.operators.storage import as_storage_path
+    from airflow_provider_consentio.operators.base.storage import as_storage_path
 
     with as_storage_path(path).open("rb") as stream:
         yield from stream

@@ -23,7 +23,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.operators.windows import parse_instant
+from airflow_provider_consentio.operators.base.windows import parse_instant
 from airflow_provider_consentio.triggers.watches import WATCHES, NewOrders, watch_type
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators.windows import parse_instant, resolve_window
+from airflow_provider_consentio.operators.base.windows import parse_instant, resolve_window
 
 # An event names at most this many orders; ``count`` is always the full number.
 LISTED_ORDERS = 200

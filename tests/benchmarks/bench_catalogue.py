@@ -82,7 +82,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    from airflow_provider_consentio.operators._write import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
+    from airflow_provider_consentio.operators.base.write_operator import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     logging.disable(logging.WARNING)

@@ -94,7 +94,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 
-    from airflow_provider_consentio.operators._write import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
+    from airflow_provider_consentio.operators.base.write_operator import DEFAULT_BATCH_SIZE, DEFAULT_CONCURRENCY
 
     # Per-batch progress lines, logins and the "outside of the Task Runner" warning would bury the table.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))

@@ -36,8 +36,8 @@ RUNTIME_ONLY = (
     "airflow_provider_consentio.models",
     "airflow_provider_consentio.sandbox",
     "airflow_provider_consentio.hooks.consentio",
-    "airflow_provider_consentio.operators.inputs",
-    "airflow_provider_consentio.operators.storage",
+    "airflow_provider_consentio.operators.base.inputs",
+    "airflow_provider_consentio.operators.base.storage",
     "airflow_provider_consentio.models.jsonwire",
     "airflow_provider_consentio.demo",
 )

@@ -160,7 +160,7 @@ def test_catalogue_writes_and_exports_name_their_catalogue_resource(run_dag, tmp
 
 def test_the_api_namespace_is_the_host_and_the_workspace():
     from airflow_provider_consentio.client import ConsentioSettings
-    from airflow_provider_consentio.operators.lineage import api_namespace
+    from airflow_provider_consentio.operators.base.lineage import api_namespace
 
     with_path = ConsentioSettings(workspace_id=7, base_url="https://api.example.com:8443/partner/v1", api_key="k")
     assert api_namespace(with_path) == "consentio://api.example.com:8443/7"

@@ -211,7 +211,7 @@ def order_line(order_id: int, **fields: Any) -> bytes:
 
 
 def test_bad_rows_are_named_and_over_max_rejected_nothing_is_written(warehouse, tmp_path):
-    from airflow_provider_consentio.operators._common import ConsentioInvalidRecordsError
+    from airflow_provider_consentio.operators.base.common import ConsentioInvalidRecordsError
 
     lines = [
         order_line(1),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_consentio.operators.storage import PARTIAL_MARKER
+from airflow_provider_consentio.operators.base.storage import PARTIAL_MARKER
 from airflow_provider_consentio.sandbox.faults import FaultPlan
 
 WINDOW = {"start": "2025-02-01T00:00:00Z", "end": "2025-02-21T00:00:00Z"}
@@ -151,6 +151,6 @@ def test_worker_killed_between_edited_and_seen_redelivers_every_edit(sandbox, ru
 
 
 def _window():
-    from airflow_provider_consentio.operators.windows import parse_instant
+    from airflow_provider_consentio.operators.base.windows import parse_instant
 
     return parse_instant(WINDOW["start"], "start"), parse_instant(WINDOW["end"], "end")

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_consentio.operators.checkpoints import Checkpoint, CheckpointedFile, ExportCheckpoints
-from airflow_provider_consentio.operators.export_loop import (
+from airflow_provider_consentio.operators.base.checkpoints import Checkpoint, CheckpointedFile, ExportCheckpoints
+from airflow_provider_consentio.operators.base.export_loop import (
     ExportListener,
     ExportSink,
     SpanWritten,

@@ -12,7 +12,7 @@ import pytest
 from airflow_provider_consentio.get_provider_info import get_provider_info
 
 MOVED = {
-    "airflow_provider_consentio.records": "airflow_provider_consentio.operators.inputs",
+    "airflow_provider_consentio.records": "airflow_provider_consentio.operators.base.inputs",
     "airflow_provider_consentio.operators.clients": "airflow_provider_consentio.operators.catalogue_clients",
 }
 
@@ -41,3 +41,24 @@ def test_airflow_registers_the_modules_that_define_the_classes_not_the_old_paths
         module = importlib.import_module(name)
         defined_here = [obj for _, obj in inspect.getmembers(module, inspect.isclass) if obj.__module__ == name]
         assert defined_here, f"{name} defines no class of its own"
+
+
+def test_every_operator_module_is_registered_and_defines_operators():
+    """operators/ holds operator modules only (their shared machinery is in operators/base): the provider info lists
+    each without naming it, so a new resource's operator module needs no line there."""
+    from airflow.sdk import BaseOperator
+
+    import airflow_provider_consentio.operators.base as base
+
+    [entry] = get_provider_info()["operators"]
+    registered = entry["python-modules"]
+    assert "airflow_provider_consentio.operators.orders" in registered
+    assert not [name for name in registered if name.startswith(base.__name__)]
+    for name in registered:
+        module = importlib.import_module(name)
+        operators_here = [
+            obj
+            for _, obj in inspect.getmembers(module, inspect.isclass)
+            if obj.__module__ == name and issubclass(obj, BaseOperator)
+        ]
+        assert operators_here, f"{name} is in operators/ but defines no operator: move it to operators/base"

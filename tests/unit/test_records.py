@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioValidationError
-from airflow_provider_consentio.operators.inputs import load_records
+from airflow_provider_consentio.operators.base.inputs import load_records
 
 REQUIRED = ("code", "quantity")
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider_consentio.errors import ConsentioConfigError
-from airflow_provider_consentio.operators.windows import AdaptiveWindows, parse_instant, resolve_window
+from airflow_provider_consentio.operators.base.windows import AdaptiveWindows, parse_instant, resolve_window
 
 MARCH_1 = datetime(2025, 3, 1, tzinfo=UTC)
 MARCH_2 = datetime(2025, 3, 2, tzinfo=UTC)

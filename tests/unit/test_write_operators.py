@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_consentio.assets import resource_asset
-from airflow_provider_consentio.operators._write import ConsentioWriteOperator
+from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator
 from airflow_provider_consentio.operators.catalogue import (
     ConsentioSetBasePricesOperator,
     ConsentioSyncPriceGroupsOperator,

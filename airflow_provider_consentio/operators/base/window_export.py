@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_consentio.operators._common import ConsentioOperator, ProgressLog, plural
-from airflow_provider_consentio.operators.checkpoints import CheckpointedFile, ExportCheckpoints
-from airflow_provider_consentio.operators.export_loop import ExportTarget, OneFile, export_spans
-from airflow_provider_consentio.operators.windows import resolve_window
+from airflow_provider_consentio.operators.base.checkpoints import CheckpointedFile, ExportCheckpoints
+from airflow_provider_consentio.operators.base.common import ConsentioOperator, ProgressLog, plural
+from airflow_provider_consentio.operators.base.export_loop import ExportTarget, OneFile, export_spans
+from airflow_provider_consentio.operators.base.windows import resolve_window
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_consentio.client import ConsentioClient
-    from airflow_provider_consentio.operators.export_loop import Fetch
+    from airflow_provider_consentio.operators.base.export_loop import Fetch
     from airflow_provider_consentio.resources import Resource
 
 __all__ = ["ConsentioWindowExportOperator", "Fetch"]
@@ -121,7 +121,7 @@ class ConsentioWindowExportOperator(ConsentioOperator):
 
     def target(self, context: Context, start: datetime, end: datetime) -> ExportTarget:
         """Where the export goes: one file, in checkpointed parts when a retry could resume from them."""
-        from airflow_provider_consentio.operators.storage import as_storage_path
+        from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         path = as_storage_path(self.output_path)
         if self.durable and self.retries:  # only a retry resumes from checkpoints

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioValidationError
 from airflow_provider_consentio.hooks.owner import ConsentioHookOwner
-from airflow_provider_consentio.operators.lineage import LineageDataset, LineageMixin, api_dataset
+from airflow_provider_consentio.operators.base.lineage import LineageDataset, LineageMixin, api_dataset
 from airflow_provider_consentio.version_compat import AirflowFailException
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.operators._common import (
+from airflow_provider_consentio.operators.base.common import (
     ConsentioInvalidRecordsError,
     Logger,
     ProgressLog,

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
-from airflow_provider_consentio.operators._common import SUMMARY_LISTS_AT_MOST, ConsentioOperator, check_choice
-from airflow_provider_consentio.operators.lineage import input_file_datasets
-from airflow_provider_consentio.operators.write_path import ON_INVALID_POLICIES, WritePolicy, write_records
+from airflow_provider_consentio.operators.base.common import SUMMARY_LISTS_AT_MOST, ConsentioOperator, check_choice
+from airflow_provider_consentio.operators.base.lineage import input_file_datasets
+from airflow_provider_consentio.operators.base.write_path import ON_INVALID_POLICIES, WritePolicy, write_records
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
     from airflow_provider_consentio.client import ConsentioClient
     from airflow_provider_consentio.models import BatchResult
-    from airflow_provider_consentio.operators.write_path import WriteResult
+    from airflow_provider_consentio.operators.base.write_path import WriteResult
     from airflow_provider_consentio.resources import Resource, Write
 
 # Chosen from tests/benchmarks/bench_purchase_needs.py and bench_catalogue.py: within a few percent of the fastest
@@ -150,7 +150,7 @@ class ConsentioWriteOperator(ConsentioOperator):
 
     def load(self) -> tuple[list[Any], str]:
         """The input's records and a short name of their source."""
-        from airflow_provider_consentio.operators.inputs import load_records
+        from airflow_provider_consentio.operators.base.inputs import load_records
 
         model = self.declaration.model_class
         return load_records(

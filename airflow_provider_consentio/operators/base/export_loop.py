@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_provider_consentio.operators._common import Logger, ProgressLog
-from airflow_provider_consentio.operators.lineage import LineageDataset, storage_dataset
-from airflow_provider_consentio.operators.windows import AdaptiveWindows
+from airflow_provider_consentio.operators.base.common import Logger, ProgressLog
+from airflow_provider_consentio.operators.base.lineage import LineageDataset, storage_dataset
+from airflow_provider_consentio.operators.base.windows import AdaptiveWindows
 
 if TYPE_CHECKING:
     from airflow_provider_consentio.models import RawRecord
@@ -64,7 +64,7 @@ def write_jsonl(
 
 def export_file(path: Any, records: Iterable[RawRecord], *, dedupe: bool = False) -> int:
     """The single-request exports: ``records`` to ``path`` (written atomically); returns how many were written."""
-    from airflow_provider_consentio.operators.storage import atomic_writer
+    from airflow_provider_consentio.operators.base.storage import atomic_writer
 
     with atomic_writer(path) as out:
         return write_jsonl(records, out, dedupe=dedupe).count
@@ -274,7 +274,7 @@ class OneFile(ExportTarget):
         return [storage_dataset(self.path, result.exported)]
 
     def __enter__(self) -> OneFile:
-        from airflow_provider_consentio.operators.storage import atomic_writer
+        from airflow_provider_consentio.operators.base.storage import atomic_writer
 
         self._out = self._stack.enter_context(atomic_writer(self.path))
         return self

@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_consentio.operators._common import Logger, plural
-from airflow_provider_consentio.operators.export_loop import ExportResult, OneFile, StartAt, WindowWritten
-from airflow_provider_consentio.operators.windows import parse_instant
+from airflow_provider_consentio.operators.base.common import Logger, plural
+from airflow_provider_consentio.operators.base.export_loop import ExportResult, OneFile, StartAt, WindowWritten
+from airflow_provider_consentio.operators.base.windows import parse_instant
 
 if TYPE_CHECKING:
-    from airflow_provider_consentio.operators.export_loop import Fetch
+    from airflow_provider_consentio.operators.base.export_loop import Fetch
     from airflow_provider_consentio.resources import Resource
 
 STATE_KEY = "consentio_export_checkpoint"
@@ -66,7 +66,7 @@ class ExportCheckpoints:
     """The parts and the task state store record of one export of one task instance."""
 
     def __init__(self, store: Any, final_path: Any, job: Mapping[str, Any], interval: float, log: Logger):
-        from airflow_provider_consentio.operators.storage import as_storage_path
+        from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         self.store = store
         self.final = as_storage_path(final_path)
@@ -116,7 +116,7 @@ class ExportCheckpoints:
 
     def join(self, parts: int) -> None:
         """Join the parts into the final file (one atomic write), then forget them."""
-        from airflow_provider_consentio.operators.storage import atomic_writer
+        from airflow_provider_consentio.operators.base.storage import atomic_writer
 
         with atomic_writer(self.final) as out:
             for number in range(1, parts + 1):
@@ -217,7 +217,7 @@ class CheckpointedFile(OneFile):
             self._abandon_unless_retried()
 
     def _open_part(self) -> None:
-        from airflow_provider_consentio.operators.storage import atomic_writer
+        from airflow_provider_consentio.operators.base.storage import atomic_writer
 
         self.parts += 1
         self._windows_in_part = 0

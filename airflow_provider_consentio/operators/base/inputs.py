@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioValidationError
 from airflow_provider_consentio.models.jsonwire import loads
-from airflow_provider_consentio.operators.storage import as_storage_path
+from airflow_provider_consentio.operators.base.storage import as_storage_path
 
 METADATA_PREFIX = "metadata."
 

@@ -50,7 +50,7 @@ def api_dataset(settings: ConsentioSettings, resource: str, rows: int | None = N
 
 def storage_dataset(path: Any, rows: int | None = None) -> LineageDataset:
     """A file (namespace ``file``, absolute path) or an object (``s3://bucket``, key) as OpenLineage names it."""
-    from airflow_provider_consentio.operators.storage import as_storage_path, is_local
+    from airflow_provider_consentio.operators.base.storage import as_storage_path, is_local
 
     path = as_storage_path(path)
     if is_local(path):
