@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.operators.base.common import check_choice
 from airflow_provider_consentio.operators.base.window_export import ConsentioWindowExportOperator
 from airflow_provider_consentio.operators.base.write_operator import ConsentioWriteOperator, WriteRun
 from airflow_provider_consentio.resources import BASE_PRICES, PRICE_GROUPS, PRODUCTS
+from airflow_provider_consentio.resources.catalogue import CATALOGUE_ASSET
 
 if TYPE_CHECKING:
     from airflow_provider_consentio.client import ConsentioClient
@@ -24,12 +25,13 @@ SEND_AS = ("json", "csv")
 
 def catalogue_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     """Updated by every catalogue write; schedule what depends on an up-to-date catalogue on it."""
-    return consentio_asset(f"consentio_catalogue__{consentio_conn_id}", consentio_conn_id, "catalogue")
+    return resource_asset(CATALOGUE_ASSET, consentio_conn_id)
 
 
 def products_asset(consentio_conn_id: str = "consentio_default") -> Asset:
     """Updated by the export of changed products."""
-    return consentio_asset(f"consentio_products__{consentio_conn_id}", consentio_conn_id, "products")
+    assert PRODUCTS.read is not None and PRODUCTS.read.asset is not None
+    return resource_asset(PRODUCTS.read.asset, consentio_conn_id)
 
 
 class ConsentioCatalogueUpsertOperator(ConsentioWriteOperator):
@@ -157,7 +159,6 @@ class ConsentioExportProductsOperator(ConsentioWindowExportOperator):
         consentio_conn_id: str = "consentio_default",
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("outlets", [products_asset(consentio_conn_id)])
         super().__init__(records_per_request=max_products_per_request, consentio_conn_id=consentio_conn_id, **kwargs)
 
     @property

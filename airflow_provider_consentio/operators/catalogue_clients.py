@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.operators.base.common import ConsentioOperator, check_choice, plural
 from airflow_provider_consentio.operators.base.export_loop import export_file
 from airflow_provider_consentio.operators.base.lineage import storage_dataset
@@ -22,7 +22,10 @@ CLIENT_RESOURCES = ("clients", "addresses")
 
 
 def clients_asset(consentio_conn_id: str = "consentio_default", resource: str = "clients") -> Asset:
-    return consentio_asset(f"consentio_{resource}__{consentio_conn_id}", consentio_conn_id, resource)
+    check_choice("resource", resource, CLIENT_RESOURCES)
+    read = {CLIENTS.name: CLIENTS, ADDRESSES.name: ADDRESSES}[resource].read
+    assert read is not None and read.asset is not None
+    return resource_asset(read.asset, consentio_conn_id)
 
 
 class ConsentioUpsertClientsOperator(ConsentioCatalogueUpsertOperator):

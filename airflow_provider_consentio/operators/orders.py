@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError, ConsentioNotFoundError
 from airflow_provider_consentio.operators.base.common import (
     SUMMARY_LISTS_AT_MOST,
@@ -41,11 +41,13 @@ if TYPE_CHECKING:
 
 def orders_asset(consentio_conn_id: str = "consentio_default", kind: str = "sale") -> Asset:
     """The Asset an order export updates; schedule a downstream DAG on it to run when new orders land."""
-    return consentio_asset(f"consentio_{kind}_orders__{consentio_conn_id}", consentio_conn_id, f"orders/{kind}")
+    assert ORDERS.read is not None and ORDERS.read.asset is not None
+    return resource_asset(ORDERS.read.asset, consentio_conn_id, kind=kind)
 
 
 def edited_orders_asset(consentio_conn_id: str = "consentio_default") -> Asset:
-    return consentio_asset(f"consentio_edited_orders__{consentio_conn_id}", consentio_conn_id, "orders/edited")
+    assert EDITED_ORDERS.read is not None and EDITED_ORDERS.read.asset is not None
+    return resource_asset(EDITED_ORDERS.read.asset, consentio_conn_id)
 
 
 class ConsentioExportOrdersOperator(ConsentioWindowExportOperator):

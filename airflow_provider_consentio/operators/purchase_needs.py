@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
-from airflow_provider_consentio.assets import consentio_asset
+from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.errors import ConsentioConfigError
 from airflow_provider_consentio.operators.base.common import ConsentioOperator, plural
 from airflow_provider_consentio.operators.base.export_loop import export_file
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
-    return consentio_asset(f"consentio_purchase_needs__{consentio_conn_id}", consentio_conn_id, "purchase-needs")
+    assert PURCHASE_NEEDS.read is not None and PURCHASE_NEEDS.read.asset is not None
+    return resource_asset(PURCHASE_NEEDS.read.asset, consentio_conn_id)
 
 
 class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):

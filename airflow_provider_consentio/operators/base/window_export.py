@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.operators.base.checkpoints import CheckpointedFile, ExportCheckpoints
 from airflow_provider_consentio.operators.base.common import ConsentioOperator, ProgressLog, plural
 from airflow_provider_consentio.operators.base.export_loop import ExportTarget, OneFile, export_spans
@@ -80,9 +81,12 @@ class ConsentioWindowExportOperator(ConsentioOperator):
         checkpoint_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
         read = self.resource.read
         assert read is not None, f"{self.resource.name} has no listing to export"
+        if "outlets" not in kwargs and read.asset is not None:
+            # A subclass whose Asset takes a read parameter (the orders' kind) names its outlets itself.
+            kwargs["outlets"] = [resource_asset(read.asset, kwargs.get("consentio_conn_id", "consentio_default"))]
+        super().__init__(**kwargs)
         self.durable = durable
         self.checkpoint_interval = checkpoint_interval
         self.output_path = output_path
