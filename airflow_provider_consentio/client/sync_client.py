@@ -13,6 +13,7 @@ import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.observer import ClientObserver
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
@@ -37,6 +38,7 @@ class ConsentioClient(ClientBase):
     :param settings: workspace, base URL, API key, timeout, retry policy and body limits.
     :param token_cache: where access tokens are shared; the process-wide cache by default.
     :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
+    :param observer: told of every request, retry and wait (the hook forwards them to Airflow's metrics).
     """
 
     def __init__(
@@ -45,8 +47,9 @@ class ConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
+        observer: ClientObserver | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret)
+        super().__init__(settings, token_cache, on_secret, observer)
         self._http = httpx.Client(**settings.httpx_options())
 
     def close(self) -> None:
@@ -109,20 +112,26 @@ class ConsentioClient(ClientBase):
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
+                self._retrying(call, rejection)
             except ConsentioTransientError as error:
-                time.sleep(budget.next_delay(error))
+                delay = budget.next_delay(error)
+                self._retrying(call, error, delay)
+                time.sleep(delay)
 
     def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
-        try:
-            with self._http.stream(**self._request_args(call, token)) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise too_large(call.endpoint, limit)
-        except httpx.TransportError as exc:
-            raise transport_error(call, exc) from exc
+        request = self._request_args(call, token)
+        with self._observed(call, request) as attempt:
+            try:
+                with self._http.stream(**request) as response:
+                    attempt.response = response
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise too_large(call.endpoint, limit)
+            except httpx.TransportError as exc:
+                raise transport_error(call, exc) from exc
         return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     # --- any declared resource (resources/) ----------------------------------------------------------------
