@@ -116,11 +116,15 @@ def test_a_429_pauses_every_sharer(limited_sandbox):
         {"rules": [{"kind": "429", "every": 1, "retry_after": 3}], "paths": "prepare$"}
     )
     budget = RateBudget(RateLimit(1000, 100), "test:pause")
-    with client_for(limited_sandbox, budget, retry=RetryPolicy(max_retries=0)) as refused:
-        with pytest.raises(ConsentioTransientError):
-            refused.prepare_order("no-such-order")
+    refused = client_for(limited_sandbox, budget, retry=RetryPolicy(max_retries=0))
+    with refused, pytest.raises(ConsentioTransientError):
+        refused.prepare_order("no-such-order")
 
-    other = threading.Thread(target=lambda: client_for(limited_sandbox, budget).get_export_template_methods())
+    def neighbour() -> None:
+        with client_for(limited_sandbox, budget) as client:
+            client.get_export_template_methods()
+
+    other = threading.Thread(target=neighbour)
     other.start()
     time.sleep(0.5)
     assert sent(limited_sandbox, 200) == 0  # the other sharer waits out the Retry-After its neighbour got
