@@ -118,6 +118,8 @@ class ConsentioHook(BaseHook):
     ) -> RateBudget | None:
         """The process's budget for the connection's workspace, None when the connection sets no rate limit;
         ``store`` is the connection its ``rate_store_conn_id`` names."""
+        if store is not None and store.password:
+            mask_secret(store.password)  # it travels inside the store's URL
         try:
             limit = rate_limit(conn, self.conn_type, store)
         except ConsentioConfigError as exc:
@@ -152,7 +154,10 @@ class ConsentioHook(BaseHook):
         """Log in with the API key (never from the token cache) and report the workspace, or why it failed."""
         try:
             settings = self.get_settings()
-            with ConsentioClient(settings, token_cache=TokenCache(), on_secret=mask_secret) as client:
+            budget = self.get_rate_budget()
+            with ConsentioClient(
+                settings, token_cache=TokenCache(), on_secret=mask_secret, rate_budget=budget
+            ) as client:
                 session = client.login()
         except ConsentioError as exc:
             return False, str(exc)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,13 @@ def _since():
     from datetime import UTC, datetime
 
     return datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def test_the_client_needs_neither_pyrate_limiter_nor_redis_when_no_limit_is_set():
+    """The core install stays lean: without the rate-limit extra, a client without a budget works as before."""
+    code = (
+        "import sys; sys.modules['pyrate_limiter'] = None; sys.modules['redis'] = None\n"
+        "from airflow_provider_consentio.client import ConsentioClient, ConsentioSettings\n"
+        "ConsentioClient(ConsentioSettings(workspace_id=1)).close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
