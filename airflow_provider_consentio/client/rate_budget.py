@@ -109,7 +109,7 @@ class RateBudget:
         """Take one request from the budget now and answer 0, or answer how many seconds to wait before asking
         again (nothing is taken then)."""
         now_ms = _wall_ms()
-        paused = self._paused_until(now_ms)
+        paused = self._paused_until()
         if paused > now_ms:
             return (paused - now_ms) / 1000
         decision = self._check(now_ms, weight=1)
@@ -122,18 +122,18 @@ class RateBudget:
         until_ms = _wall_ms() + seconds * 1000
         with self._lock:
             self._local_paused_until = max(self._local_paused_until, until_ms)
-        if self._store_usable():
+        if self._store is not None and self._store_usable():
             try:
-                self._store.pause_until(until_ms)  # type: ignore[union-attr]
+                self._store.pause_until(until_ms)
             except Exception as exc:  # any failure of the store means only: this process goes on alone
                 self._store_failed(exc)
         log.warning("Consentio answered 429: every request of budget %s waits %.2fs", self.key, seconds)
 
-    def _paused_until(self, now_ms: float) -> float:
+    def _paused_until(self) -> float:
         paused = self._local_paused_until
-        if self._store_usable():
+        if self._store is not None and self._store_usable():
             try:
-                paused = max(paused, self._store.paused_until())  # type: ignore[union-attr]
+                paused = max(paused, self._store.paused_until())
             except Exception as exc:
                 self._store_failed(exc)
         return paused
