@@ -13,6 +13,7 @@ import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
@@ -29,8 +30,9 @@ class AsyncConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
+        rate_budget: RateBudget | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret)
+        super().__init__(settings, token_cache, on_secret, rate_budget)
         self._http = httpx.AsyncClient(**settings.httpx_options())
         self._login_lock = asyncio.Lock()
 
@@ -80,10 +82,13 @@ class AsyncConsentioClient(ClientBase):
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
             except ConsentioTransientError as error:
+                self._rate_limited(error)
                 await asyncio.sleep(budget.next_delay(error))
 
     async def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = await self._access_token() if call.authenticated else None
+        if self.rate_budget is not None:
+            await self.rate_budget.acquire_async()
         try:
             async with self._http.stream(**self._request_args(call, token)) as response:
                 body = bytearray()

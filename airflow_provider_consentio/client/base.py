@@ -17,9 +17,10 @@ from airflow_provider_consentio.client.auth import (
     token_from_session,
 )
 from airflow_provider_consentio.client.endpoints import Call, PartnerAPI
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import raise_for_status
 from airflow_provider_consentio.client.settings import ConsentioSettings
-from airflow_provider_consentio.errors import ConsentioResponseError
+from airflow_provider_consentio.errors import ConsentioResponseError, ConsentioTransientError
 from airflow_provider_consentio.models import Session
 from airflow_provider_consentio.models.jsonwire import dumps
 
@@ -32,8 +33,10 @@ class ClientBase:
         settings: ConsentioSettings,
         token_cache: TokenCache | None,
         on_secret: Callable[[str], None] | None,
+        rate_budget: RateBudget | None = None,
     ):
         self.settings = settings
+        self.rate_budget = rate_budget
         self.api = PartnerAPI(settings.workspace_id, settings.api_key)
         self._tokens = token_cache if token_cache is not None else PROCESS_TOKEN_CACHE
         self._cache_key = cache_key(settings.base_url, settings.workspace_id, settings.api_key)
@@ -47,6 +50,11 @@ class ClientBase:
     def redact(self, text: str) -> str:
         """``text`` with the API key and every token this client has seen cut out."""
         return self._secrets.redact(text)
+
+    def _rate_limited(self, error: ConsentioTransientError) -> None:
+        """A 429 that says how long to wait holds back everyone who shares the budget, not only this call."""
+        if self.rate_budget is not None and error.status == 429 and error.retry_after:
+            self.rate_budget.pause(error.retry_after)
 
     def _start_session(self, call: Call, value: Any) -> Session:
         """Parse a login answer and cache its token for every client of this process."""

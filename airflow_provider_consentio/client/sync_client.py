@@ -13,6 +13,7 @@ import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
@@ -37,6 +38,8 @@ class ConsentioClient(ClientBase):
     :param settings: workspace, base URL, API key, timeout, retry policy and body limits.
     :param token_cache: where access tokens are shared; the process-wide cache by default.
     :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
+    :param rate_budget: the workspace's request budget every request draws from (``shared_budget``); none: no limit
+        but the API's own 429s.
     """
 
     def __init__(
@@ -45,8 +48,9 @@ class ConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
+        rate_budget: RateBudget | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret)
+        super().__init__(settings, token_cache, on_secret, rate_budget)
         self._http = httpx.Client(**settings.httpx_options())
 
     def close(self) -> None:
@@ -110,10 +114,13 @@ class ConsentioClient(ClientBase):
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
             except ConsentioTransientError as error:
+                self._rate_limited(error)
                 time.sleep(budget.next_delay(error))
 
     def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
+        if self.rate_budget is not None:
+            self.rate_budget.acquire()
         try:
             with self._http.stream(**self._request_args(call, token)) as response:
                 body = bytearray()
