@@ -5,6 +5,8 @@ endpoint layer, one retry policy and one process-wide token cache; they differ o
 
 * ``settings.py``: where the API is, timeouts, body limits; unsafe URLs refused.
 * ``auth.py``: tokens (reused until shortly before their ``exp``), the token cache, secret redaction.
+* ``rate_budget.py``: the workspace's request budget (rate and burst), shared by every client of a process and,
+  through Redis, across processes; a 429's Retry-After pauses every sharer (the ``rate-limit`` extra).
 * ``retry.py``: which failures are transient (429, 408, 5xx, timeouts, dropped connections), backoff with jitter
   bounded in count and time, and the exception each HTTP answer maps to.
 * ``endpoints.py``: every path, parameter, body and answer shape of the Partner API (the wire assumptions).
@@ -18,6 +20,7 @@ Error messages name the endpoint and HTTP status and never contain the API key o
 from airflow_provider_consentio.client.async_client import AsyncConsentioClient
 from airflow_provider_consentio.client.auth import PROCESS_TOKEN_CACHE, TokenCache
 from airflow_provider_consentio.client.observer import ClientObserver
+from airflow_provider_consentio.client.rate_budget import RateBudget, RateLimit, shared_budget
 from airflow_provider_consentio.client.retry import RetryPolicy
 from airflow_provider_consentio.client.settings import ENVIRONMENTS, ConsentioSettings, resolve_base_url
 from airflow_provider_consentio.client.sync_client import ConsentioClient
@@ -29,7 +32,10 @@ __all__ = [
     "ClientObserver",
     "ConsentioClient",
     "ConsentioSettings",
+    "RateBudget",
+    "RateLimit",
     "RetryPolicy",
     "TokenCache",
     "resolve_base_url",
+    "shared_budget",
 ]

@@ -14,6 +14,7 @@ from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
 from airflow_provider_consentio.client.observer import ClientObserver
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
@@ -30,9 +31,10 @@ class AsyncConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
+        rate_budget: RateBudget | None = None,
         observer: ClientObserver | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret, observer)
+        super().__init__(settings, token_cache, on_secret, rate_budget, observer)
         self._http = httpx.AsyncClient(**settings.httpx_options())
         self._login_lock = asyncio.Lock()
 
@@ -83,12 +85,15 @@ class AsyncConsentioClient(ClientBase):
                 self._tokens.discard(self._cache_key, rejection.token)
                 self._retrying(call, rejection)
             except ConsentioTransientError as error:
+                self._rate_limited(error)
                 delay = budget.next_delay(error)
                 self._retrying(call, error, delay)
                 await asyncio.sleep(delay)
 
     async def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = await self._access_token() if call.authenticated else None
+        if self.rate_budget is not None:
+            self._waited_for_budget(await self.rate_budget.acquire_async())
         request = self._request_args(call, token)
         with self._observed(call, request) as attempt:
             try:

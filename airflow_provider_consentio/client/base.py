@@ -24,10 +24,12 @@ from airflow_provider_consentio.client.observer import (
     NO_ANSWER,
     NO_OBSERVER,
     WAIT_BACKOFF,
+    WAIT_RATE_BUDGET,
     WAIT_RETRY_AFTER,
     ClientObserver,
     route,
 )
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import TokenRejected, raise_for_status
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioResponseError, ConsentioTransientError
@@ -43,9 +45,11 @@ class ClientBase:
         settings: ConsentioSettings,
         token_cache: TokenCache | None,
         on_secret: Callable[[str], None] | None,
+        rate_budget: RateBudget | None = None,
         observer: ClientObserver | None = None,
     ):
         self.settings = settings
+        self.rate_budget = rate_budget
         self.observer = observer if observer is not None else NO_OBSERVER
         self.api = PartnerAPI(settings.workspace_id, settings.api_key)
         self._tokens = token_cache if token_cache is not None else PROCESS_TOKEN_CACHE
@@ -60,6 +64,11 @@ class ClientBase:
     def redact(self, text: str) -> str:
         """``text`` with the API key and every token this client has seen cut out."""
         return self._secrets.redact(text)
+
+    def _rate_limited(self, error: ConsentioTransientError) -> None:
+        """A 429 that says how long to wait holds back everyone who shares the budget, not only this call."""
+        if self.rate_budget is not None and error.status == 429 and error.retry_after:
+            self.rate_budget.pause(error.retry_after)
 
     def _start_session(self, call: Call, value: Any) -> Session:
         """Parse a login answer and cache its token for every client of this process."""
@@ -136,6 +145,10 @@ class ClientBase:
         if delay > 0:
             retry_after = isinstance(failure, ConsentioTransientError) and failure.retry_after is not None
             self.observer.on_wait(delay, WAIT_RETRY_AFTER if retry_after else WAIT_BACKOFF)
+
+    def _waited_for_budget(self, seconds: float) -> None:
+        if seconds > 0:
+            self.observer.on_wait(seconds, WAIT_RATE_BUDGET)
 
 
 @dataclass

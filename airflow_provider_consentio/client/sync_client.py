@@ -14,6 +14,7 @@ from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
 from airflow_provider_consentio.client.observer import ClientObserver
+from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioAuthError, ConsentioTransientError
@@ -38,6 +39,8 @@ class ConsentioClient(ClientBase):
     :param settings: workspace, base URL, API key, timeout, retry policy and body limits.
     :param token_cache: where access tokens are shared; the process-wide cache by default.
     :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
+    :param rate_budget: the workspace's request budget every request draws from (``shared_budget``); none: no limit
+        but the API's own 429s.
     :param observer: told of every request, retry and wait (the hook forwards them to Airflow's metrics).
     """
 
@@ -47,9 +50,10 @@ class ConsentioClient(ClientBase):
         *,
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
+        rate_budget: RateBudget | None = None,
         observer: ClientObserver | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret, observer)
+        super().__init__(settings, token_cache, on_secret, rate_budget, observer)
         self._http = httpx.Client(**settings.httpx_options())
 
     def close(self) -> None:
@@ -114,12 +118,15 @@ class ConsentioClient(ClientBase):
                 self._tokens.discard(self._cache_key, rejection.token)
                 self._retrying(call, rejection)
             except ConsentioTransientError as error:
+                self._rate_limited(error)
                 delay = budget.next_delay(error)
                 self._retrying(call, error, delay)
                 time.sleep(delay)
 
     def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
+        if self.rate_budget is not None:
+            self._waited_for_budget(self.rate_budget.acquire())
         request = self._request_args(call, token)
         with self._observed(call, request) as attempt:
             try:

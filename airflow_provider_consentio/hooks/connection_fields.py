@@ -111,7 +111,29 @@ CA_BUNDLE = ExtraField(
     "string",
     "Optional CA file to verify the server with (TLS is always verified).",
 )
-EXTRA_FIELDS = (ENVIRONMENT, TIMEOUT, MAX_RETRIES, RETRY_BACKOFF, CA_BUNDLE)
+RATE_LIMIT = ExtraField(
+    "rate_limit",
+    "Rate limit (requests/s)",
+    "number",
+    "The workspace's request budget, drawn from by every task, trigger and worker using this connection; empty or 0: "
+    "no budget. Needs the `rate-limit` extra.",
+    minimum=0,
+)
+RATE_BURST = ExtraField(
+    "rate_burst",
+    "Rate burst (requests)",
+    "integer",
+    "Requests that may go at once after a quiet spell; empty: one second's worth of the rate limit.",
+    minimum=1,
+)
+RATE_STORE = ExtraField(
+    "rate_store_conn_id",
+    "Rate budget store (connection ID)",
+    "string",
+    "An Airflow connection to a Redis that shares the budget across processes and machines; empty: each process "
+    "keeps to the budget on its own.",
+)
+EXTRA_FIELDS = (ENVIRONMENT, TIMEOUT, MAX_RETRIES, RETRY_BACKOFF, CA_BUNDLE, RATE_LIMIT, RATE_BURST, RATE_STORE)
 
 
 def conn_fields(docs_url: str) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from airflow_provider_consentio.client import (
     AsyncConsentioClient,
     ConsentioClient,
     ConsentioSettings,
+    RateBudget,
     RetryPolicy,
     TokenCache,
     resolve_base_url,
+    shared_budget,
 )
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioError
 from airflow_provider_consentio.hooks.connection_fields import (
@@ -29,6 +31,7 @@ from airflow_provider_consentio.hooks.connection_fields import (
     read_extras,
 )
 from airflow_provider_consentio.hooks.metrics import StatsObserver
+from airflow_provider_consentio.hooks.rate_budget import rate_limit, store_conn_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -46,7 +49,9 @@ class ConsentioHook(BaseHook):
     * **Port** (port): optional; the URL's port (443 for https changes nothing).
     * Extras ``environment`` (production, staging or sandbox), ``timeout`` (seconds per request),
       ``max_retries`` and ``retry_backoff`` (the retry policy of transient failures), ``ca_bundle`` (a CA file to
-      verify the server with; TLS verification cannot be disabled).
+      verify the server with; TLS verification cannot be disabled), ``rate_limit`` and ``rate_burst`` (the
+      workspace's request budget, requests/s and burst; off when empty) and ``rate_store_conn_id`` (a Redis
+      connection that shares the budget across processes and machines).
 
     :param consentio_conn_id: the connection ID.
     :param timeout: overrides the connection's timeout (seconds per request).
@@ -113,14 +118,39 @@ class ConsentioHook(BaseHook):
         """The hook's client, created once; it logs in lazily on the first authenticated call."""
         return self.client
 
+    def rate_budget_from_connection(
+        self, conn: Connection, settings: ConsentioSettings, store: Connection | None
+    ) -> RateBudget | None:
+        """The process's budget for the connection's workspace, None when the connection sets no rate limit;
+        ``store`` is the connection its ``rate_store_conn_id`` names."""
+        if store is not None and store.password:
+            mask_secret(store.password)  # it travels inside the store's URL
+        try:
+            limit = rate_limit(conn, self.conn_type, store)
+        except ConsentioConfigError as exc:
+            raise ConsentioConfigError(f"Connection {self.consentio_conn_id!r}: {exc}") from None
+        return shared_budget(settings.base_url, settings.workspace_id, limit) if limit else None
+
+    def get_rate_budget(self) -> RateBudget | None:
+        conn = self.get_connection(self.consentio_conn_id)
+        store_id = store_conn_id(conn, self.conn_type)
+        store = self.get_connection(store_id) if store_id else None
+        return self.rate_budget_from_connection(conn, self.settings_from_connection(conn), store)
+
     @cached_property
     def client(self) -> ConsentioClient:
-        return ConsentioClient(self.get_settings(), on_secret=mask_secret, observer=self.metrics)
+        return ConsentioClient(
+            self.get_settings(), on_secret=mask_secret, rate_budget=self.get_rate_budget(), observer=self.metrics
+        )
 
     async def get_async_client(self) -> AsyncConsentioClient:
         """A new async client (the caller closes it); reads the connection without blocking the event loop."""
         conn = await self.aget_connection(self.consentio_conn_id)
-        return AsyncConsentioClient(self.settings_from_connection(conn), on_secret=mask_secret, observer=self.metrics)
+        settings = self.settings_from_connection(conn)
+        store_id = store_conn_id(conn, self.conn_type)
+        store = await self.aget_connection(store_id) if store_id else None
+        budget = self.rate_budget_from_connection(conn, settings, store)
+        return AsyncConsentioClient(settings, on_secret=mask_secret, rate_budget=budget, observer=self.metrics)
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -131,7 +161,10 @@ class ConsentioHook(BaseHook):
         """Log in with the API key (never from the token cache) and report the workspace, or why it failed."""
         try:
             settings = self.get_settings()
-            with ConsentioClient(settings, token_cache=TokenCache(), on_secret=mask_secret) as client:
+            budget = self.get_rate_budget()
+            with ConsentioClient(
+                settings, token_cache=TokenCache(), on_secret=mask_secret, rate_budget=budget
+            ) as client:
                 session = client.login()
         except ConsentioError as exc:
             return False, str(exc)

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 
 def purchase_needs_asset(consentio_conn_id: str = "consentio_default") -> Asset:
-    assert PURCHASE_NEEDS.read is not None and PURCHASE_NEEDS.read.asset is not None
-    return resource_asset(PURCHASE_NEEDS.read.asset, consentio_conn_id)
+    assert PURCHASE_NEEDS.write is not None and PURCHASE_NEEDS.write.asset is not None
+    return resource_asset(PURCHASE_NEEDS.write.asset, consentio_conn_id)
 
 
 class ConsentioUpsertPurchaseNeedsOperator(ConsentioWriteOperator):

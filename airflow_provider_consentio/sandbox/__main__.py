@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
         help="answer the listings with an assumption changed (repeatable; see sandbox/drift.py)",
     )
     parser.add_argument("--drift-cap", type=int, default=defaults.drift_cap, help="records per answer when capped")
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=defaults.rate_limit,
+        help="requests/s the API admits (a leaky bucket; 0: off)",
+    )
+    parser.add_argument(
+        "--rate-burst", type=int, default=defaults.rate_burst, help="the bucket's capacity (0: one second's worth)"
+    )
     parser.add_argument("--ready-file", type=Path, help="write the base URL here once listening")
     args = parser.parse_args(argv)
 
@@ -43,9 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         token_ttl=args.token_ttl,
         drift=tuple(args.drift),
         drift_cap=args.drift_cap,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
     )
     sandbox = Sandbox(config)
-    drift = f" (drift: {', '.join(config.drift)})" if config.drift else ""
+    notes = f" (drift: {', '.join(config.drift)})" if config.drift else ""
+    if config.rate_limit:
+        notes += f" (rate limit {config.rate_limit:g}/s, burst {config.rate_capacity})"
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     base_url = f"http://{host}:{port}"
@@ -56,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": base_url,
     }
     print(
-        f"Consentio sandbox on {base_url}: {len(sandbox.state.orders)} orders from {config.start}{drift}\n"
+        f"Consentio sandbox on {base_url}: {len(sandbox.state.orders)} orders from {config.start}{notes}\n"
         f"  workspace ID  {config.workspace_id}\n"
         f"  API key       {config.api_key}\n"
         f"  OpenAPI       {base_url}/openapi.json\n"

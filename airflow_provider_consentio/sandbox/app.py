@@ -30,6 +30,7 @@ from airflow_provider_consentio.sandbox.config import SandboxConfig
 from airflow_provider_consentio.sandbox.data import parse_rfc3339
 from airflow_provider_consentio.sandbox.drift import DriftMiddleware
 from airflow_provider_consentio.sandbox.faults import FaultMiddleware, FaultPlan
+from airflow_provider_consentio.sandbox.rate_limit import LeakyBucket, RateLimitMiddleware
 from airflow_provider_consentio.sandbox.state import (
     MAX_NEEDS_PER_REQUEST,
     MAX_ORDERS_PER_REQUEST,
@@ -59,6 +60,7 @@ class Sandbox:
         self.state = State(config)
         self.issuer = TokenIssuer()
         self.faults = FaultPlan()
+        self.rate_bucket = _rate_bucket(config)
 
     @property
     def stats(self) -> Any:
@@ -68,6 +70,7 @@ class Sandbox:
         self.config = config or self.config
         self.state.reset(self.config)
         self.faults = FaultPlan()
+        self.rate_bucket = _rate_bucket(self.config)
         self.issuer.revoke_all()
         self.state.stats.clear()
 
@@ -76,6 +79,10 @@ class Sandbox:
             self.config.workspace_id: self.config.api_key,
             self.config.other_workspace_id: self.config.other_api_key,
         }
+
+
+def _rate_bucket(config: SandboxConfig) -> LeakyBucket | None:
+    return LeakyBucket(config.rate_limit, config.rate_capacity) if config.rate_limit else None
 
 
 def json_response(body: bytes, status: int = 200) -> Response:
@@ -272,7 +279,9 @@ def create_app(sandbox: Sandbox) -> Any:
     from airflow_provider_consentio.sandbox.admin import add_admin_routes  # it imports this module's helpers
 
     add_admin_routes(app, sandbox)
-    return StatsMiddleware(FaultMiddleware(DriftMiddleware(app, sandbox), sandbox), sandbox)
+    return StatsMiddleware(
+        RateLimitMiddleware(FaultMiddleware(DriftMiddleware(app, sandbox), sandbox), sandbox), sandbox
+    )
 
 
 class StatsMiddleware:

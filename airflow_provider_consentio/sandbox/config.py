@@ -20,6 +20,9 @@ class SandboxConfig:
     # Listings answered with the provider's assumptions changed (drift.py's DRIFT_MODES); none by default.
     drift: tuple[str, ...] = ()
     drift_cap: int = 10
+    # A leaky bucket over the Partner API (rate_limit.py): leaks rate_limit requests/s, holds rate_burst; 0: off.
+    rate_limit: float = 0.0
+    rate_burst: int = 0
 
     def __post_init__(self) -> None:
         from airflow_provider_consentio.sandbox.drift import check_modes
@@ -27,6 +30,15 @@ class SandboxConfig:
         object.__setattr__(self, "drift", check_modes(self.drift))
         if not isinstance(self.drift_cap, int) or self.drift_cap < 1:
             raise ValueError(f"drift_cap must be a positive integer, got {self.drift_cap!r}")
+        if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, int | float) or self.rate_limit < 0:
+            raise ValueError(f"rate_limit must be a number of requests/s, 0 or more, got {self.rate_limit!r}")
+        if isinstance(self.rate_burst, bool) or not isinstance(self.rate_burst, int) or self.rate_burst < 0:
+            raise ValueError(f"rate_burst must be a whole number of requests, got {self.rate_burst!r}")
+
+    @property
+    def rate_capacity(self) -> int:
+        """The bucket's capacity: rate_burst, or one second's worth of the rate when it is 0."""
+        return self.rate_burst or max(1, round(self.rate_limit))
 
     @property
     def api_key(self) -> str:

@@ -90,3 +90,27 @@ def test_a_write_is_built_from_its_declaration():
     seen = PartnerAPI(7, "key").mark_seen(["h1", "h2"])
     assert seen.body == {"hash_ids": ["h1", "h2"]}
     assert PartnerAPI(7, "key").promoted_order({"reference": "R"}).idempotent is False
+
+
+def test_the_asset_helpers_build_the_assets_the_declarations_name():
+    from airflow_provider_consentio.operators.catalogue import catalogue_asset, products_asset
+    from airflow_provider_consentio.operators.catalogue_clients import clients_asset
+    from airflow_provider_consentio.operators.orders import edited_orders_asset, orders_asset
+    from airflow_provider_consentio.operators.purchase_needs import purchase_needs_asset
+
+    made = [
+        orders_asset("c", "purchase"),
+        edited_orders_asset("c"),
+        products_asset("c"),
+        catalogue_asset("c"),
+        clients_asset("c", "addresses"),
+        purchase_needs_asset("c"),
+    ]
+    assert [(asset.name, asset.uri) for asset in made] == [
+        ("consentio_purchase_orders__c", "consentio://c/orders/purchase"),
+        ("consentio_edited_orders__c", "consentio://c/orders/edited"),
+        ("consentio_products__c", "consentio://c/products"),
+        ("consentio_catalogue__c", "consentio://c/catalogue"),
+        ("consentio_addresses__c", "consentio://c/addresses"),
+        ("consentio_purchase_needs__c", "consentio://c/purchase-needs"),
+    ]
