@@ -108,3 +108,17 @@ def test_routes_name_no_workspace_and_no_record():
     assert route("/42/order/abc123/prepare", 42) == "/order/*/prepare"
     assert route("/export/template/methods", 42) == "/export/template/methods"
     assert route("/420/order", 42) == "/420/order"
+
+
+def test_the_time_waited_for_the_rate_budget_is_reported(sandbox, make_client):
+    pytest.importorskip("pyrate_limiter")
+    from airflow_provider_consentio.client import RateBudget, RateLimit
+
+    recorder = Recorder()
+    client = make_client()
+    client.rate_budget = RateBudget(RateLimit(20, 1), "test:observer")
+    client.observer = recorder
+    for _ in range(3):
+        client.read_raw(ORDERS, *DAY, kind="sale")
+    budget_waits = [seconds for seconds, reason in recorder.waits if reason == "rate_budget"]
+    assert len(budget_waits) >= 2 and all(0 < seconds < 1 for seconds in budget_waits)
