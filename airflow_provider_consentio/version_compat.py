@@ -61,6 +61,16 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(old_module), old_name)
 
 
+def airflow_stats() -> Any:
+    """Airflow's metrics facade (``Stats.incr``, ``Stats.timing``): the task SDK's where it has one (3.3); 3.1 has
+    only ``airflow.stats``, which 3.3 keeps as a shim that warns on import."""
+    try:
+        from airflow.sdk.observability.stats import Stats
+    except ImportError:
+        from airflow.stats import Stats  # 3.1
+    return Stats
+
+
 def starlette_deprecation_warning() -> str | None:
     """Starlette's deprecation warning class, by its dotted name; None in the older starlette Airflow 3.1 installs."""
     import starlette.exceptions
@@ -76,5 +86,6 @@ __all__ = [
     "CronTriggerTimetable",
     "DagBag",
     "DagSerialization",
+    "airflow_stats",
     "starlette_deprecation_warning",
 ]

@@ -10,6 +10,8 @@ endpoint layer, one retry policy and one process-wide token cache; they differ o
 * ``retry.py``: which failures are transient (429, 408, 5xx, timeouts, dropped connections), backoff with jitter
   bounded in count and time, and the exception each HTTP answer maps to.
 * ``endpoints.py``: every path, parameter, body and answer shape of the Partner API (the wire assumptions).
+* ``observer.py``: what the clients report of each request, retry and wait (no-op by default; the hook's goes to
+  Airflow's metrics).
 * ``sync_client.py`` / ``async_client.py``: the two clients, I/O only.
 
 Error messages name the endpoint and HTTP status and never contain the API key or a token.
@@ -17,6 +19,7 @@ Error messages name the endpoint and HTTP status and never contain the API key o
 
 from airflow_provider_consentio.client.async_client import AsyncConsentioClient
 from airflow_provider_consentio.client.auth import PROCESS_TOKEN_CACHE, TokenCache
+from airflow_provider_consentio.client.observer import ClientObserver
 from airflow_provider_consentio.client.rate_budget import RateBudget, RateLimit, shared_budget
 from airflow_provider_consentio.client.retry import RetryPolicy
 from airflow_provider_consentio.client.settings import ENVIRONMENTS, ConsentioSettings, resolve_base_url
@@ -26,6 +29,7 @@ __all__ = [
     "ENVIRONMENTS",
     "PROCESS_TOKEN_CACHE",
     "AsyncConsentioClient",
+    "ClientObserver",
     "ConsentioClient",
     "ConsentioSettings",
     "RateBudget",

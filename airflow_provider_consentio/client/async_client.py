@@ -13,6 +13,7 @@ import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.observer import ClientObserver
 from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
@@ -31,8 +32,9 @@ class AsyncConsentioClient(ClientBase):
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
         rate_budget: RateBudget | None = None,
+        observer: ClientObserver | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret, rate_budget)
+        super().__init__(settings, token_cache, on_secret, rate_budget, observer)
         self._http = httpx.AsyncClient(**settings.httpx_options())
         self._login_lock = asyncio.Lock()
 
@@ -81,23 +83,29 @@ class AsyncConsentioClient(ClientBase):
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
+                self._retrying(call, rejection)
             except ConsentioTransientError as error:
                 self._rate_limited(error)
-                await asyncio.sleep(budget.next_delay(error))
+                delay = budget.next_delay(error)
+                self._retrying(call, error, delay)
+                await asyncio.sleep(delay)
 
     async def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = await self._access_token() if call.authenticated else None
         if self.rate_budget is not None:
-            await self.rate_budget.acquire_async()
-        try:
-            async with self._http.stream(**self._request_args(call, token)) as response:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise too_large(call.endpoint, limit)
-        except httpx.TransportError as exc:
-            raise transport_error(call, exc) from exc
+            self._waited_for_budget(await self.rate_budget.acquire_async())
+        request = self._request_args(call, token)
+        with self._observed(call, request) as attempt:
+            try:
+                async with self._http.stream(**request) as response:
+                    attempt.response = response
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise too_large(call.endpoint, limit)
+            except httpx.TransportError as exc:
+                raise transport_error(call, exc) from exc
         return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     async def read_raw(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,8 +20,17 @@ from airflow_provider_consentio.client.auth import (
     token_from_session,
 )
 from airflow_provider_consentio.client.endpoints import Call, PartnerAPI
+from airflow_provider_consentio.client.observer import (
+    NO_ANSWER,
+    NO_OBSERVER,
+    WAIT_BACKOFF,
+    WAIT_RATE_BUDGET,
+    WAIT_RETRY_AFTER,
+    ClientObserver,
+    route,
+)
 from airflow_provider_consentio.client.rate_budget import RateBudget
-from airflow_provider_consentio.client.retry import raise_for_status
+from airflow_provider_consentio.client.retry import TokenRejected, raise_for_status
 from airflow_provider_consentio.client.settings import ConsentioSettings
 from airflow_provider_consentio.errors import ConsentioResponseError, ConsentioTransientError
 from airflow_provider_consentio.models import Session
@@ -34,9 +46,11 @@ class ClientBase:
         token_cache: TokenCache | None,
         on_secret: Callable[[str], None] | None,
         rate_budget: RateBudget | None = None,
+        observer: ClientObserver | None = None,
     ):
         self.settings = settings
         self.rate_budget = rate_budget
+        self.observer = observer if observer is not None else NO_OBSERVER
         self.api = PartnerAPI(settings.workspace_id, settings.api_key)
         self._tokens = token_cache if token_cache is not None else PROCESS_TOKEN_CACHE
         self._cache_key = cache_key(settings.base_url, settings.workspace_id, settings.api_key)
@@ -104,6 +118,44 @@ class ClientBase:
             body = self._secrets.redact(body)
         raise_for_status(call, response, body, token, workspace_id=self.settings.workspace_id)
         return body
+
+    @contextmanager
+    def _observed(self, call: Call, request: dict[str, Any]) -> Iterator[Attempt]:
+        """Reports the attempt made inside to the observer once it ends, answered or not."""
+        attempt = Attempt()
+        started = time.monotonic()
+        try:
+            yield attempt
+        finally:
+            response = attempt.response
+            content = request.get("content")
+            self.observer.on_request(
+                route(call.path, self.settings.workspace_id),
+                call.method,
+                response.status_code if response is not None else None,
+                time.monotonic() - started,
+                response.num_bytes_downloaded if response is not None else 0,
+                len(content) if content else 0,
+            )
+
+    def _retrying(self, call: Call, failure: TokenRejected | ConsentioTransientError, delay: float = 0.0) -> None:
+        """Tells the observer that ``call`` is sent again after ``failure``, ``delay`` seconds from now."""
+        reason = str(failure.status) if failure.status is not None else NO_ANSWER
+        self.observer.on_retry(route(call.path, self.settings.workspace_id), call.method, reason)
+        if delay > 0:
+            retry_after = isinstance(failure, ConsentioTransientError) and failure.retry_after is not None
+            self.observer.on_wait(delay, WAIT_RETRY_AFTER if retry_after else WAIT_BACKOFF)
+
+    def _waited_for_budget(self, seconds: float) -> None:
+        if seconds > 0:
+            self.observer.on_wait(seconds, WAIT_RATE_BUDGET)
+
+
+@dataclass
+class Attempt:
+    """The answer of one attempt, once there is one."""
+
+    response: httpx.Response | None = None
 
 
 def too_large(endpoint: str, limit: int) -> ConsentioResponseError:

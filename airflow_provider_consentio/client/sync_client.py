@@ -13,6 +13,7 @@ import airflow_provider_consentio.client.endpoints as endpoints
 from airflow_provider_consentio.client.auth import TokenCache, rejected_key
 from airflow_provider_consentio.client.base import ClientBase, too_large
 from airflow_provider_consentio.client.endpoints import Call, Listing
+from airflow_provider_consentio.client.observer import ClientObserver
 from airflow_provider_consentio.client.rate_budget import RateBudget
 from airflow_provider_consentio.client.retry import RetryBudget, TokenRejected, transport_error
 from airflow_provider_consentio.client.settings import ConsentioSettings
@@ -40,6 +41,7 @@ class ConsentioClient(ClientBase):
     :param on_secret: called with the API key and every token obtained, e.g. Airflow's ``mask_secret``.
     :param rate_budget: the workspace's request budget every request draws from (``shared_budget``); none: no limit
         but the API's own 429s.
+    :param observer: told of every request, retry and wait (the hook forwards them to Airflow's metrics).
     """
 
     def __init__(
@@ -49,8 +51,9 @@ class ConsentioClient(ClientBase):
         token_cache: TokenCache | None = None,
         on_secret: Callable[[str], None] | None = None,
         rate_budget: RateBudget | None = None,
+        observer: ClientObserver | None = None,
     ):
-        super().__init__(settings, token_cache, on_secret, rate_budget)
+        super().__init__(settings, token_cache, on_secret, rate_budget, observer)
         self._http = httpx.Client(**settings.httpx_options())
 
     def close(self) -> None:
@@ -113,23 +116,29 @@ class ConsentioClient(ClientBase):
             except TokenRejected as rejection:
                 budget.relogin(rejection)
                 self._tokens.discard(self._cache_key, rejection.token)
+                self._retrying(call, rejection)
             except ConsentioTransientError as error:
                 self._rate_limited(error)
-                time.sleep(budget.next_delay(error))
+                delay = budget.next_delay(error)
+                self._retrying(call, error, delay)
+                time.sleep(delay)
 
     def _attempt(self, call: Call, limit: int, as_sent: bool) -> tuple[httpx.Response, bytes]:
         token = self._access_token() if call.authenticated else None
         if self.rate_budget is not None:
-            self.rate_budget.acquire()
-        try:
-            with self._http.stream(**self._request_args(call, token)) as response:
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise too_large(call.endpoint, limit)
-        except httpx.TransportError as exc:
-            raise transport_error(call, exc) from exc
+            self._waited_for_budget(self.rate_budget.acquire())
+        request = self._request_args(call, token)
+        with self._observed(call, request) as attempt:
+            try:
+                with self._http.stream(**request) as response:
+                    attempt.response = response
+                    body = bytearray()
+                    for chunk in response.iter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise too_large(call.endpoint, limit)
+            except httpx.TransportError as exc:
+                raise transport_error(call, exc) from exc
         return response, self._received(call, response, bytes(body), token, as_sent=as_sent)
 
     # --- any declared resource (resources/) ----------------------------------------------------------------

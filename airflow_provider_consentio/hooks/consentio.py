@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,6 +30,7 @@ from airflow_provider_consentio.hooks.connection_fields import (
     extra_value,
     read_extras,
 )
+from airflow_provider_consentio.hooks.metrics import StatsObserver
 from airflow_provider_consentio.hooks.rate_budget import rate_limit, store_conn_id
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class ConsentioHook(BaseHook):
     :param timeout: overrides the connection's timeout (seconds per request).
     :param max_retries: overrides the connection's retry count for transient failures.
     :param max_connections: size of the keep-alive connection pool (raise it for concurrent batches).
+    :param metric_tags: tags of the client's metrics besides ``conn_id`` (an operator's hook adds its DAG and task).
     """
 
     conn_name_attr = "consentio_conn_id"
@@ -69,9 +72,11 @@ class ConsentioHook(BaseHook):
         timeout: float | None = None,
         max_retries: int | None = None,
         max_connections: int | None = None,
+        metric_tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.consentio_conn_id = consentio_conn_id
+        self.metrics = StatsObserver({"conn_id": consentio_conn_id, **(metric_tags or {})})
         self.timeout = timeout
         self.max_retries = max_retries
         self.max_connections = max_connections
@@ -134,7 +139,9 @@ class ConsentioHook(BaseHook):
 
     @cached_property
     def client(self) -> ConsentioClient:
-        return ConsentioClient(self.get_settings(), on_secret=mask_secret, rate_budget=self.get_rate_budget())
+        return ConsentioClient(
+            self.get_settings(), on_secret=mask_secret, rate_budget=self.get_rate_budget(), observer=self.metrics
+        )
 
     async def get_async_client(self) -> AsyncConsentioClient:
         """A new async client (the caller closes it); reads the connection without blocking the event loop."""
@@ -143,7 +150,7 @@ class ConsentioHook(BaseHook):
         store_id = store_conn_id(conn, self.conn_type)
         store = await self.aget_connection(store_id) if store_id else None
         budget = self.rate_budget_from_connection(conn, settings, store)
-        return AsyncConsentioClient(settings, on_secret=mask_secret, rate_budget=budget)
+        return AsyncConsentioClient(settings, on_secret=mask_secret, rate_budget=budget, observer=self.metrics)
 
     def close(self) -> None:
         if "client" in self.__dict__:

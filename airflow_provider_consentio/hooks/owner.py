@@ -21,7 +21,16 @@ class ConsentioHookOwner:
     def hook(self) -> ConsentioHook:
         from airflow_provider_consentio.hooks.consentio import ConsentioHook
 
-        return ConsentioHook(self.consentio_conn_id, **self.hook_options())
+        return ConsentioHook(self.consentio_conn_id, metric_tags=self.metric_tags(), **self.hook_options())
+
+    def metric_tags(self) -> dict[str, str]:
+        """The tags of this task's metrics: its connection, DAG and task."""
+        tags = {"conn_id": self.consentio_conn_id}
+        for name in ("dag_id", "task_id"):
+            value = getattr(self, name, None)
+            if value:
+                tags[name] = str(value)
+        return tags
 
     def hook_options(self) -> dict[str, Any]:
         """Keyword arguments for the hook beyond the connection ID (timeout, retries, pool size)."""

@@ -80,6 +80,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
         self.client_external_id = client_external_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.hooks.metrics import RECORDS_READ
         from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         client = self.hook.get_conn()
@@ -89,6 +90,7 @@ class ConsentioExportClientsOperator(ConsentioOperator):
             records = client.get_raw_addresses(self.client_external_id or None)
         path = as_storage_path(self.output_path)
         export_file(path, records)
+        self.count_records(RECORDS_READ, len(records), self.resource)
         summary = {"path": str(path), "count": len(records), "resource": self.resource}
         self.log.info("Exported %s to %s", plural(len(records), self.resource[:-1], self.resource), path)
         self.record_lineage(

@@ -206,6 +206,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         return parse_instant(anchor, "data_interval_start") - self.lookback
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.hooks.metrics import RECORDS_READ
         from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         since = self.resolve_since(context)
@@ -213,6 +214,7 @@ class ConsentioEditedOrdersOperator(ConsentioOperator):
         client = self.hook.get_conn()
         versions: list[dict[str, Any]] = []
         export_file(path, _remember_versions(client.get_raw_edited_orders(since), versions), dedupe=True)
+        self.count_records(RECORDS_READ, len(versions), "edited_orders")
         summary = {
             "path": str(path),
             "count": len(versions),

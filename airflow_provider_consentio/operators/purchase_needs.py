@@ -110,11 +110,13 @@ class ConsentioExportPurchaseNeedsOperator(ConsentioOperator):
         return first, last
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.hooks.metrics import RECORDS_READ
         from airflow_provider_consentio.operators.base.storage import as_storage_path
 
         first, last = self.resolve_dates(context)
         path = as_storage_path(self.output_path)
         count = export_file(path, self.hook.get_conn().get_raw_purchase_needs(first, last, status=self.status))
+        self.count_records(RECORDS_READ, count, "purchase_needs")
         summary = {
             "path": str(path),
             "count": count,

@@ -46,6 +46,13 @@ class ConsentioOperator(ConsentioHookOwner, LineageMixin, BaseOperator):
         """The lineage dataset of one API resource (``orders/sale``...) of this task's workspace."""
         return api_dataset(self.hook.get_conn().settings, resource, rows)
 
+    def count_records(self, metric: str, count: int, resource: str) -> None:
+        """Add ``count`` records of ``resource`` to one of this task's record metrics (hooks/metrics.py)."""
+        from airflow_provider_consentio.hooks.metrics import incr
+
+        if count:
+            incr(metric, count, {**self.metric_tags(), "resource": resource})
+
     def record_asset_event(self, context: Mapping[str, Any], extra: dict[str, Any]) -> None:
         """Attach the run's facts (workspace, path, count, window) to the event of every Asset this task produces."""
         from airflow.sdk import Asset

@@ -238,6 +238,18 @@ class WindowProgress(ExportListener):
             )
 
 
+class RecordsMeter(ExportListener):
+    """Tells ``count`` how many records each sub-window wrote (a metric counted as the export goes, not at its end,
+    so that a long export shows its pace); those of a resumed attempt's checkpoint were counted by that attempt."""
+
+    def __init__(self, count: Callable[[int], None], start_at: StartAt) -> None:
+        self.count, self.exported = count, start_at.exported
+
+    def window_written(self, event: WindowWritten) -> None:
+        self.count(event.exported - self.exported)
+        self.exported = event.exported
+
+
 class OneFile(ExportTarget):
     """The whole window in one file that appears at ``path`` only once complete."""
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_consentio.assets import resource_asset
 from airflow_provider_consentio.operators.base.checkpoints import CheckpointedFile, ExportCheckpoints
 from airflow_provider_consentio.operators.base.common import ConsentioOperator, ProgressLog, plural
-from airflow_provider_consentio.operators.base.export_loop import ExportTarget, OneFile, export_spans
+from airflow_provider_consentio.operators.base.export_loop import ExportTarget, OneFile, RecordsMeter, export_spans
 from airflow_provider_consentio.operators.base.windows import resolve_window
 
 if TYPE_CHECKING:
@@ -139,6 +139,8 @@ class ConsentioWindowExportOperator(ConsentioOperator):
         return OneFile(path, self.resource, self.window_size)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.hooks.metrics import RECORDS_READ
+
         start, end = resolve_window(
             context, self.start, self.end, empty_interval=self.empty_interval, lookback=self.lookback, task=self.task_id
         )
@@ -158,7 +160,10 @@ class ConsentioWindowExportOperator(ConsentioOperator):
                 max_size=self.window_size,
                 target_records=self.records_per_request,
                 start_at=start_at,
-                listeners=[target.progress(self.log, clock, start, end)],
+                listeners=[
+                    target.progress(self.log, clock, start, end),
+                    RecordsMeter(lambda count: self.count_records(RECORDS_READ, count, self.resource.name), start_at),
+                ],
             )
         if not result.exported:
             self.report_nothing_found(client, start, end)

@@ -186,6 +186,8 @@ class ConsentioWriteOperator(ConsentioOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_consentio.hooks.metrics import RECORDS_WRITTEN
+
         raw, source = self.load()
         run = self.write_run(self.hook.get_conn())
         try:
@@ -204,6 +206,7 @@ class ConsentioWriteOperator(ConsentioOperator):
             run.failed(failure)
             raise
         run.finish(result)
+        self.count_records(RECORDS_WRITTEN, len(result.saved), self.writes.name)
         summary = run.summary(result)
         self.record_lineage(
             input_file_datasets(self.input_path), [self.api_dataset(self.writes.lineage, len(result.saved))]
