@@ -43,7 +43,7 @@ def test_reset_sets_and_clears_the_rate_limit():
         assert all(answer.status_code == 200 for answer in statuses(http, 20))
 
 
-def test_the_cli_takes_the_rate_limit(monkeypatch, tmp_path):
+def test_the_cli_takes_the_rate_limit(monkeypatch, tmp_path, capsys):
     from airflow_provider_consentio.sandbox import __main__ as cli
 
     seen = {}
@@ -59,4 +59,6 @@ def test_the_cli_takes_the_rate_limit(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "uvicorn_server", keep)
     assert cli.main(["--port", "0", "--rate-limit", "20", "--rate-burst", "40", "--days", "1"]) == 0
     assert (seen["config"].rate_limit, seen["config"].rate_capacity) == (20, 40)
+    # The CLI prints the sandbox's API key, as it should; read here, it never reaches the captured test output.
+    assert "(rate limit 20/s, burst 40)" in capsys.readouterr().out
     seen["sockets"][0].close()
