@@ -40,9 +40,11 @@ WITHOUT, WITH = "consentio_rate_budget_off", "consentio_rate_budget_on"
 UNBUDGETED, BUDGETED, STORE = "consentio_unbudgeted", "consentio_budgeted", "consentio_rate_store"
 BUCKET = "consentio-data"
 DATA_DIR = f"s3://aws_default@{BUCKET}/pipelines"
-# As many days as the two workers have task slots (2 x 2): every run's export runs beside the three others.
-FIRST_DAY, DAYS = date(2025, 2, 3), 4
+# A backfill of DAYS days from FIRST_DAY makes DAYS + 1 runs of a data-interval timetable (the interval that ends
+# on FIRST_DAY too): as many as the two workers have task slots (2 x 2), so that every export runs beside the others.
+FIRST_DAY, DAYS = date(2025, 2, 3), 3
 WORKERS = ("worker-1", "worker-2")
+SLOTS = 2 * len(WORKERS)
 # The issue's bar for the phase with the budget.
 MAX_REFUSED_SHARE, MAX_IDEAL_RATIO = 0.01, 1.2
 # Where the phase with the budget is when its store restarts: the share of the requests of the phase without.
@@ -98,12 +100,13 @@ def _create_connections(stack: ProductionAirflow, store: RedisServer) -> None:
 @dataclass(frozen=True)
 class Phase:
     name: str
+    runs: int
     answered: int
     refused: int
     wall: float
     files: dict[date, bytes]
     hostnames: Counter[str]
-    overlapped: bool
+    side_by_side: int
 
     @property
     def refused_share(self) -> float:
@@ -119,7 +122,8 @@ class Phase:
 
     def line(self, note: str = "") -> str:
         return (
-            f"rate budget {self.name}: runs={DAYS} workers={dict(sorted(self.hostnames.items()))}"
+            f"rate budget {self.name}: runs={self.runs} side_by_side={self.side_by_side}"
+            f" workers={dict(sorted(self.hostnames.items()))}"
             f" limit={RATE}/s burst={BURST} requests={self.answered} 429s={self.refused}"
             f" share={self.refused_share:.2%} wall={self.wall:.1f}s ideal={self.ideal:.1f}s ratio={self.ratio:.2f}"
             + (f" {note}" if note else "")
@@ -144,29 +148,37 @@ def _run_phase(stack: ProductionAirflow, dag_id: str, name: str, during: Any = N
     backfill = stack.backfill(dag_id, FIRST_DAY, DAYS)
     if during is not None:
         during()
-    runs = stack.wait_for_backfill(backfill, timeout=600)
+    stack.wait_for_backfill(backfill, timeout=600)
     answered, refused = _answered_and_refused(stack)
+    # Every run of the DAG: the backfill's own, the one more it makes included (the sandbox counted its requests).
+    runs = stack.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
     assert [run["dag_run_id"] for run in runs if run["state"] != "success"] == [], name
     tis = stack.task_instances(dag_id, runs)
-    assert [ti["state"] for ti in tis] == ["success"] * DAYS, name
+    assert [ti["state"] for ti in tis] == ["success"] * len(runs), name
     starts = [api_instant(ti["start_date"]) for ti in tis]
     ends = [api_instant(ti["end_date"]) for ti in tis]
     s3 = stack.s3.client()
+    days = sorted(date.fromisoformat(run["data_interval_start"][:10]) for run in runs)
     files = {
-        FIRST_DAY + timedelta(days=offset): s3.get_object(
-            Bucket=BUCKET, Key=f"pipelines/rate_budget/{dag_id}/{FIRST_DAY + timedelta(days=offset)}.jsonl"
-        )["Body"].read()
-        for offset in range(DAYS)
+        day: s3.get_object(Bucket=BUCKET, Key=f"pipelines/rate_budget/{dag_id}/{day}.jsonl")["Body"].read()
+        for day in days
     }
     return Phase(
         name=name,
+        runs=len(runs),
         answered=answered,
         refused=refused,
         wall=(max(ends) - min(starts)).total_seconds(),
         files=files,
         hostnames=Counter(ti["hostname"] for ti in tis),
-        overlapped=max(starts) < min(ends),
+        side_by_side=_most_at_once(starts, ends),
     )
+
+
+def _most_at_once(starts: list[datetime], ends: list[datetime]) -> int:
+    """The most tasks running at one instant (some task's start)."""
+    spans = list(zip(starts, ends, strict=True))
+    return max(sum(1 for start, end in spans if start <= moment < end) for moment in starts)
 
 
 def _sale_orders(stack: ProductionAirflow, day: date) -> list[str]:
@@ -206,10 +218,10 @@ def test_a_shared_budget_keeps_runs_on_two_workers_under_the_limit_through_a_sto
     with capfd.disabled():
         print(summary)
 
-    # Both phases: the same work, done by both workers, all runs side by side.
+    # Both phases: the same work, done by both workers, as many runs side by side as they have slots.
     for phase in (without, with_budget):
         assert set(phase.hostnames) == set(WORKERS), phase.line()
-        assert phase.overlapped, phase.line()
+        assert phase.side_by_side == min(phase.runs, SLOTS), phase.line()
     assert with_budget.answered == without.answered, summary
     assert without.refused > 0, without.line()  # the limit bites without the budget
 
