@@ -6,9 +6,11 @@ in memory or in one Redis hash updated atomically by a Lua script. pyrate-limite
 ``rate-limit`` extra and are imported only when a budget is configured.
 
 A store that cannot be reached never fails a request: the budget falls back to this process's own bucket (with a
-warning) and tries the store again after a pause. When the store answers again, the units this process spent
-meanwhile are charged to it first, so a store that restarted empty does not hand out a fresh burst on top of what
-was just sent.
+warning), counted as full since the shared one's level is unknown, and tries the store again after a pause that
+starts short and doubles; no request goes before that first retry, which a restart is usually over by. When the
+store answers again, the units this process spent meanwhile are charged to it first, so a store that restarted
+empty does not hand out a fresh burst on top of what was just sent. A process that never saw the store down finds
+the state gone although it drew from it too recently for it to have expired: it counts that bucket as full too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from airflow_provider_consentio.errors import ConsentioConfigError
 log = logging.getLogger(__name__)
 
 EXTRA_HINT = "pip install 'airflow-provider-consentio[rate-limit]'"
-# How long a store that failed is left alone before it is tried again.
+# How long a store that failed is left alone before it is tried again: STORE_FIRST_RETRY, doubling up to
+# STORE_RETRY_AFTER.
+STORE_FIRST_RETRY = 0.25
 STORE_RETRY_AFTER = 5.0
 # A store slower than this is treated as down: the budget exists to keep requests moving.
 STORE_TIMEOUT = 0.5
@@ -79,7 +83,12 @@ class RateBudget:
         self._local_paused_until = 0.0
         self._store: _SharedStore | None = _SharedStore(limit.store_url, key) if limit.store_url else None
         self._store_down_since: float | None = None
+        self._store_failures = 0
         self._store_retry_at = 0.0
+        # When this process last drew from the store (monotonic), and how long the store keeps the budget's state
+        # after a draw (pyrate-limiter's RedisStateStore: twice a full bucket's drain time).
+        self._store_drawn_at: float | None = None
+        self._state_lifetime = 2 * limit.burst / limit.per_second
 
     def __repr__(self) -> str:
         shared = f", shared through {self._store.shown}" if self._store else ""
@@ -130,13 +139,13 @@ class RateBudget:
         log.warning("Consentio answered 429: every request of budget %s waits %.2fs", self.key, seconds)
 
     def _paused_until(self) -> float:
-        paused = self._local_paused_until
+        shared = 0.0
         if self._store is not None and self._store_usable():
             try:
-                paused = max(paused, self._store.paused_until())
+                shared = self._store.paused_until()
             except Exception as exc:
                 self._store_failed(exc)
-        return paused
+        return max(self._local_paused_until, shared)  # read after the store: its failure pauses this process
 
     # --- the store, and the fallback when it is down -----------------------------------------------------------
 
@@ -151,11 +160,18 @@ class RateBudget:
             try:
                 if self._store_down_since is not None:
                     self._recharge_store(now_ms)
+                elif self._store_forgot():
+                    log.warning(
+                        "The rate budget's store %s lost the budget's state (restarted?): its bucket counts as full",
+                        self._store.shown,
+                    )
+                    self._charge(self._store, self.limit.burst, now_ms)
                 shared = self._store.check(self._algorithm, self._rates, now_ms, weight)
             except Exception as exc:  # any failure of the store means only: this process goes on alone
                 self._store_failed(exc)
             else:
                 if shared.allowed:
+                    self._store_drawn_at = time.monotonic()
                     with self._lock:
                         self._local.check(self._algorithm, self._rates, now_ms, weight)
                 return shared
@@ -167,13 +183,27 @@ class RateBudget:
         assert self._store is not None
         with self._lock:
             owed = self._algorithm.consumed(self._rates, self._local.read(self._algorithm, self._rates), now_ms)
-        # Less than owed fits when the other processes charged it too; charge what fits, halving.
-        while owed > 0:
-            if self._store.check(self._algorithm, self._rates, now_ms, min(owed, self.limit.burst)).allowed:
-                break
-            owed //= 2
+        self._charge(self._store, owed, now_ms)
         log.warning("The rate budget's store %s answers again: shared budget resumed", self._store.shown)
         self._store_down_since = None
+        self._store_failures = 0
+
+    def _store_forgot(self) -> bool:
+        """The budget's state is gone from the store although this process drew from it too recently for it to
+        have expired (half its lifetime: a margin for the store's own clock): the store restarted empty."""
+        assert self._store is not None
+        drawn = self._store_drawn_at
+        if drawn is None or time.monotonic() - drawn >= self._state_lifetime / 2:
+            return False
+        return not self._store.has_state()
+
+    def _charge(self, state: Any, owed: int, now_ms: int) -> None:
+        """Charge ``state`` (the store, or the local bucket under the lock) with ``owed`` units, or with what fits:
+        less fits when others charged it too; halving what is tried."""
+        while owed > 0:
+            if state.check(self._algorithm, self._rates, now_ms, min(owed, self.limit.burst)).allowed:
+                return
+            owed //= 2
 
     def _store_usable(self) -> bool:
         return self._store is not None and (self._store_down_since is None or time.monotonic() >= self._store_retry_at)
@@ -183,11 +213,18 @@ class RateBudget:
         first = self._store_down_since is None
         now = time.monotonic()
         self._store_down_since = self._store_down_since if not first else now
-        self._store_retry_at = now + STORE_RETRY_AFTER
+        self._store_retry_at = now + min(STORE_RETRY_AFTER, STORE_FIRST_RETRY * 2**self._store_failures)
+        self._store_failures += 1
         if first:
+            # The others may go on sending meanwhile: a burst from this process on top could only be refused. And
+            # a restart is over within the first retry's pause: waited out, it costs no request at all.
+            now_ms = _wall_ms()
+            with self._lock:
+                self._charge(self._local, self.limit.burst, now_ms)
+                self._local_paused_until = max(self._local_paused_until, now_ms + STORE_FIRST_RETRY * 1000)
             log.warning(
                 "The rate budget's store %s failed (%s: %s): this process keeps to the budget on its own and tries "
-                "the store again in %.0fs",
+                "the store again within %.0fs",
                 self._store.shown,
                 type(exc).__name__,
                 exc,
@@ -217,11 +254,15 @@ class _SharedStore:
             socket_connect_timeout=STORE_TIMEOUT,
             retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
         )
-        self._state = RedisStateStore(self._redis, f"{key}:gcra")
+        self._state_key = f"{key}:gcra"
+        self._state = RedisStateStore(self._redis, self._state_key)
         self._pause_key = f"{key}:paused-until"
 
     def check(self, algorithm: Any, rates: Any, now_ms: int, weight: int) -> Any:
         return self._state.check(algorithm, rates, now_ms, weight)
+
+    def has_state(self) -> bool:
+        return bool(self._redis.exists(self._state_key))
 
     def pause_until(self, until_ms: float) -> None:
         ttl = max(1, int(until_ms - _wall_ms()))

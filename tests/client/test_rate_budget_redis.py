@@ -121,3 +121,61 @@ def test_a_429_pauses_a_sharer_in_another_process(redis_server):
     assert there.try_acquire() == 0
     here.pause(30)
     assert there.try_acquire() > 20
+
+
+def test_a_store_restarted_empty_under_sharers_that_never_saw_it_down_counts_as_full(redis_server):
+    import redis
+
+    limit = RateLimit(RATE, BURST, redis_server.url)
+    here, there = RateBudget(limit, "test:forgotten"), RateBudget(limit, "test:forgotten")
+    assert here.try_acquire() == 0 and there.try_acquire() == 0
+    redis.Redis.from_url(redis_server.url).flushall()  # what a restart between two draws looks like from here
+    # A fresh burst on top of what was just sent would be refused by the API: the forgotten bucket counts as full.
+    assert here.try_acquire() > 0
+    assert there.try_acquire() > 0
+    assert not here.store_down
+
+
+def test_a_sharer_that_finds_the_store_down_waits_out_a_restart_and_sends_no_burst_alone():
+    from airflow_provider_consentio.demo.stack import free_port
+
+    budget = RateBudget(RateLimit(1000, 100, f"redis://127.0.0.1:{free_port()}"), "test:down")
+    # Nothing listens there: the first request waits for the store's first retry instead of a burst of its own
+    # (counted from before the store was asked, which may take up to its timeout).
+    first_retry, timeout = rate_budget_module.STORE_FIRST_RETRY, rate_budget_module.STORE_TIMEOUT
+    assert first_retry / 2 < budget.try_acquire() <= first_retry + timeout
+    assert budget.store_down
+
+
+def test_sharers_in_several_processes_keep_the_limit_through_a_redis_restart(
+    redis_server, limited_sandbox, monkeypatch
+):
+    # A restart over within the first retry's pause costs nothing; a loaded machine may take longer than the
+    # default's quarter second to start redis-server, and a sharer on its own meanwhile is the fallback, not this.
+    monkeypatch.setattr(rate_budget_module, "STORE_FIRST_RETRY", 2.0)
+    # Budgets on one key are processes as far as the store can tell; threads only keep the test quick.
+    settings = ConsentioSettings(workspace_id=limited_sandbox.workspace_id, base_url=limited_sandbox.base_url)
+    each, failures = 30, []
+
+    def work() -> None:
+        budget = RateBudget(RateLimit(RATE, BURST, redis_server.url), "test:restart-many")
+        try:
+            with ConsentioClient(settings, rate_budget=budget) as client:
+                for _ in range(each):
+                    client.get_export_template_methods()
+        except Exception as exc:
+            failures.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    while sent(limited_sandbox, 200) < each:
+        time.sleep(0.02)
+    redis_server.stop()
+    redis_server.start()
+    for worker in workers:
+        worker.join()
+
+    assert failures == []
+    assert sent(limited_sandbox, 200) == 3 * each
+    assert sent(limited_sandbox, 429) == 0
