@@ -141,9 +141,10 @@ def test_a_sharer_that_finds_the_store_down_waits_out_a_restart_and_sends_no_bur
 
     budget = RateBudget(RateLimit(1000, 100, f"redis://127.0.0.1:{free_port()}"), "test:down")
     # Nothing listens there: the first request waits for the store's first retry instead of a burst of its own
-    # (counted from before the store was asked, which may take up to its timeout).
+    # (counted from before the store was asked, which may take up to its timeout). The wait is computed, not timed:
+    # only its bounds are asserted, as a loaded machine may pass any time between asking and answering.
     first_retry, timeout = rate_budget_module.STORE_FIRST_RETRY, rate_budget_module.STORE_TIMEOUT
-    assert first_retry / 2 < budget.try_acquire() <= first_retry + timeout
+    assert 0 < budget.try_acquire() <= first_retry + timeout
     assert budget.store_down
 
 
