@@ -51,7 +51,16 @@ def test_the_connection_form_shows_the_consentio_fields(stack):
     assert meta["standard_fields"]["port"]["hidden"] is False
     assert "443" in meta["standard_fields"]["port"]["placeholder"]
     extra = meta["extra_fields"]
-    assert set(extra) == {"environment", "timeout", "max_retries", "retry_backoff", "ca_bundle"}
+    assert set(extra) == {
+        "environment",
+        "timeout",
+        "max_retries",
+        "retry_backoff",
+        "ca_bundle",
+        "rate_limit",
+        "rate_burst",
+        "rate_store_conn_id",
+    }
     assert extra["environment"]["schema"]["enum"] == ["production", "staging", "sandbox"]
     assert extra["environment"]["value"] == "production"
 
