@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 IN_PARALLEL := not e2e and not chaos
 XDIST := -n auto
 
-.PHONY: demo test lint unit chaos airflow bench clean browser screenshots test-oldest demo-oldest services
+.PHONY: demo test lint unit chaos faults airflow bench clean browser screenshots test-oldest demo-oldest services
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ unit: $(STAMP)
 ## The chaos run alone, with its line of figures (CONSENTIO_CHAOS_INTERVALS=55 covers all the seeded days).
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -m chaos -s -q $(PYTEST_ARGS)
+
+## The infrastructure faults test at full scale: 10,000 orders a day, a 7-day backfill per scenario, a line of figures
+# each (tests/e2e/test_infrastructure_faults.py; `make test` runs it at a scale that fits CI).
+FAULTS_ORDERS_PER_DAY ?= 10000
+FAULTS_DAYS ?= 7
+faults: $(STAMP) services
+	CONSENTIO_FAULTS_ORDERS_PER_DAY=$(FAULTS_ORDERS_PER_DAY) CONSENTIO_FAULTS_DAYS=$(FAULTS_DAYS) \
+		$(BIN)/python -m pytest tests/e2e/test_infrastructure_faults.py -q $(PYTEST_ARGS)
 
 ## airflow standalone with the sandbox, to watch runs in the UI (http://127.0.0.1:8280, admin/admin).
 airflow: $(STAMP)

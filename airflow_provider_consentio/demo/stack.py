@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,21 @@ class AirflowEnv:
         return result
 
 
+# Airflow's services, as `airflow <command>`; the api-server also gets its port.
+SERVICE_COMMANDS = {
+    "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+# Each service's entry in /api/v2/monitor/health, and the field of its newest heartbeat.
+SERVICE_HEALTH = {
+    "scheduler": ("scheduler", "latest_scheduler_heartbeat"),
+    "triggerer": ("triggerer", "latest_triggerer_heartbeat"),
+    "dag-processor": ("dag_processor", "latest_dag_processor_heartbeat"),
+}
+
+
 class AirflowServices:
     """api-server, scheduler, dag-processor and triggerer as separate processes (each exits cleanly on TERM)."""
 
@@ -224,31 +240,77 @@ class AirflowServices:
         self._token: str | None = None
 
     def start(self, timeout: float = 180.0) -> AirflowServices:
-        commands = {
-            "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            "scheduler": ["scheduler", "--skip-serve-logs"],
-            "dag-processor": ["dag-processor"],
-            "triggerer": ["triggerer", "--skip-serve-logs"],
-        }
-        logs = self.env.home / "service-logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for name, args in commands.items():
-            log = (logs / f"{name}.log").open("wb")
-            self.processes[name] = subprocess.Popen(
-                [PYTHON, "-m", "airflow", *args],
-                env=self.env.environ(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        for name in SERVICE_COMMANDS:
+            self.launch(name)
         wait_until(self._healthy, timeout, "the Airflow services to report healthy", interval=1.0)
         return self
 
-    def _healthy(self) -> bool:
+    def launch(self, name: str) -> None:
+        """Start service ``name``'s process, without waiting for it."""
+        args = SERVICE_COMMANDS[name] + (["--port", str(self.port)] if name == "api-server" else [])
+        log = self.log_path(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:  # appended: a restarted service's log follows its predecessor's
+            self.processes[name] = subprocess.Popen(
+                [PYTHON, "-m", "airflow", *args],
+                env=self.env.environ(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def log_path(self, name: str) -> Path:
+        return self.env.home / "service-logs" / f"{name}.log"
+
+    def kill(self, name: str) -> None:
+        """SIGKILL service ``name`` and everything in its session, as an evicted pod: no shutdown of any kind."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def restart(self, name: str, timeout: float = 180.0) -> None:
+        """Start service ``name`` again (after ``kill``, or after it exited), and wait until that new process
+        heartbeats: the health endpoint reports a dead service healthy until its last heartbeat grows old."""
+        if self.processes[name].poll() is None:
+            raise RuntimeError(f"airflow {name} is still running: kill it first")
+        restarted_at = datetime.now(UTC)
+        self.launch(name)
+        if name not in SERVICE_HEALTH:  # the api-server: it serves the health endpoint itself
+            wait_until(self._answers, timeout, f"the restarted airflow {name} to answer", interval=1.0)
+            return
+        component, field = SERVICE_HEALTH[name]
+
+        def heartbeat_since_restart() -> bool:
+            self._check_running()
+            try:
+                health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+            except (httpx.HTTPError, ValueError):
+                return False
+            beat = (health.get(component) or {}).get(field)
+            return bool(beat) and datetime.fromisoformat(beat.replace("Z", "+00:00")) > restarted_at
+
+        wait_until(heartbeat_since_restart, timeout, f"the restarted airflow {name} to heartbeat", interval=1.0)
+
+    def _answers(self) -> bool:
+        self._check_running()
+        try:
+            return httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def exited(self) -> list[str]:
+        """The services whose process has exited."""
+        return [name for name, process in self.processes.items() if process.poll() is not None]
+
+    def _check_running(self) -> None:
         for name, process in self.processes.items():
             if process.poll() is not None:
-                log = self.env.home / "service-logs" / f"{name}.log"
+                log = self.log_path(name)
                 raise RuntimeError(f"airflow {name} exited {process.returncode}:\n{log.read_text()[-4000:]}")
+
+    def _healthy(self) -> bool:
+        self._check_running()
         try:
             health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
         except (httpx.HTTPError, ValueError):

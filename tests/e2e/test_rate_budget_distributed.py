@@ -20,7 +20,6 @@ The store is a Redis of its own, not the Celery broker: restarting the broker wo
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -31,7 +30,7 @@ import pytest
 
 from airflow_provider_consentio.demo.stack import wait_until
 from harness.production import ProductionAirflow, api_instant
-from harness.services import RedisServer, missing_servers
+from harness.services import RedisServer, servers_or_skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
@@ -53,18 +52,9 @@ RESTART_AT = 1 / 3
 BUDGET_KEYS = "airflow-provider-consentio:rate-budget:*"
 
 
-def _servers_or_skip() -> None:
-    missing = missing_servers()
-    if missing:
-        message = f"distributed test needs {', '.join(missing)}: run `make services` (as root: apt-get install)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run it, not skip it
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    _servers_or_skip()
+    servers_or_skip("the distributed rate budget test")
     production = ProductionAirflow(
         tmp_path_factory.mktemp("rate-budget"),
         bundles={"rate_budget": Path(__file__).parent / "rate_budget_dags"},

@@ -7,9 +7,13 @@ Each worker has its own session, working folder and TMPDIR, as on separate machi
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -62,6 +66,7 @@ class CeleryWorker:
         self.concurrency = concurrency
         self.log = workdir / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     def environ(self) -> dict[str, str]:
         home = self.workdir / "home"
@@ -79,16 +84,27 @@ class CeleryWorker:
     def start(self, timeout: float = 180.0) -> CeleryWorker:
         for folder in ("home", "tmp"):
             (self.workdir / folder).mkdir(parents=True, exist_ok=True)
-        command = [PYTHON, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{self.name}@%h"]
-        command += ["--concurrency", str(self.concurrency), "--skip-serve-logs", "--without-mingle"]
-        self.process = start_process(command, self.log, env=self.environ(), cwd=self.workdir)
+        self.launch()
         wait_ready(self, timeout, f"Celery worker {self.name} to be ready", interval=0.5)
         return self
+
+    def launch(self) -> None:
+        """Start the worker process, without waiting for it to be ready."""
+        command = [PYTHON, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{self.name}@%h"]
+        command += ["--concurrency", str(self.concurrency), "--skip-serve-logs", "--without-mingle"]
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
+        self.process = start_process(command, self.log, env=self.environ(), cwd=self.workdir)
 
     def _ready(self) -> bool:
         assert self.process is not None
         fail_if_exited(self.process, f"celery worker {self.name}", self.log)
-        return f"{self.name}@" in (text := self.log.read_text(errors="replace")) and " ready." in text
+        with self.log.open("rb") as log:  # this start's lines only: a restarted worker's log holds its predecessor's
+            log.seek(self._log_start)
+            text = log.read().decode(errors="replace")
+        return f"{self.name}@" in text and " ready." in text
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def kill(self) -> None:
         """SIGKILL the worker as a lost machine: its process group and the groups its task processes run in."""
@@ -125,6 +141,51 @@ class CeleryWorker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class Supervisor(threading.Thread):
+    """Starts again every Airflow service and Celery worker that exits, as systemd's ``Restart=always`` or a
+    Kubernetes Deployment does in production: Airflow's scheduler, dag-processor and triggerer exit when their
+    database goes away, and are meant to be restarted.
+
+    A process that keeps exiting is started again at most every ``backoff`` seconds. ``paused()`` holds the restarts
+    while a test keeps a service down on purpose.
+    """
+
+    def __init__(self, stack: ProductionAirflow, interval: float = 1.0, backoff: float = 5.0):
+        super().__init__(daemon=True, name="supervisor")
+        self.stack, self.interval, self.backoff = stack, interval, backoff
+        self.restarts: list[str] = []
+        self._last_start: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            with self._lock:
+                self._restart_exited()
+
+    def _restart_exited(self) -> None:
+        now = time.monotonic()
+        airflow = self.stack.airflow
+        exited: list[tuple[str, Any]] = [(name, functools.partial(airflow.launch, name)) for name in airflow.exited()]
+        exited += [
+            (w.name, w.launch) for w in self.stack.workers if w.process is not None and w.process.poll() is not None
+        ]
+        for name, launch in exited:
+            if now - self._last_start.get(name, -self.backoff) >= self.backoff:
+                self._last_start[name] = now
+                launch()
+                self.restarts.append(name)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            yield
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(30)
 
 
 def api_instant(value: str) -> datetime:
@@ -165,8 +226,11 @@ class ProductionAirflow:
     """Postgres (metadata DB, Celery results, the ERP), Redis, S3, the sandbox, Airflow's services and workers.
 
     ``executor="celery"`` starts one Celery worker per name in ``workers``; ``"local"`` runs tasks in the scheduler's
-    LocalExecutor. The ERP is the database ``erp``, reached through the connection ``consentio_erp``; S3 through
-    ``aws_default`` with the bucket ``bucket`` created.
+    LocalExecutor. The ERP is the database ``erp`` on a Postgres server of its own (``erp_postgres``: restarting
+    one database server leaves the other alone, as in production), reached through the connection ``consentio_erp``;
+    S3 through ``aws_default`` with the bucket ``bucket`` created. ``s3_faults=True`` puts the fault proxy between
+    Airflow and the S3 server (``s3_proxy``); the test's own ``s3.client()`` still talks to the server directly.
+    ``sandbox_args``: the sandbox CLI's options (``--orders-per-day``, ``--start``...).
     """
 
     def __init__(
@@ -179,9 +243,12 @@ class ProductionAirflow:
         bucket: str = "consentio-data",
         variables: dict[str, str] | None = None,
         settings: dict[str, str] | None = None,
+        s3_faults: bool = False,
+        sandbox_args: tuple[str, ...] = (),
     ):
         self.workdir, self.bundles, self.executor, self.worker_names = workdir, bundles, executor, workers
         self.bucket, self.variables, self.settings = bucket, variables or {}, settings or {}
+        self.s3_faults, self.sandbox_args = s3_faults, sandbox_args
         self.workers: list[CeleryWorker] = []
         self._services = contextlib.ExitStack()
 
@@ -191,11 +258,13 @@ class ProductionAirflow:
         logs, enter = self.workdir / "logs", self._started
         try:
             self.postgres = enter(PostgresServer(logs))
-            redis = enter(RedisServer(logs)) if self.executor == "celery" else None
+            self.erp_postgres = enter(PostgresServer(logs / "erp"))
+            self.redis = redis = enter(RedisServer(logs)) if self.executor == "celery" else None
             self.s3 = enter(S3Server(logs))
-            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox"))
+            self.s3_proxy = enter(self._s3_fault_proxy(logs)) if self.s3_faults else None
+            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox", extra_args=self.sandbox_args))
             metadata_db = self.postgres.create_database("airflow")
-            self.postgres.create_database("erp")
+            self.erp_postgres.create_database("erp")
             self.s3.client().create_bucket(Bucket=self.bucket)
             if redis is not None:
                 executor_settings = celery_settings(metadata_db, redis.url)
@@ -209,8 +278,8 @@ class ProductionAirflow:
                 dags_folder=next(iter(self.bundles.values())),
                 connections={
                     "consentio_default": self.sandbox.connection_json(),
-                    "consentio_erp": self.postgres.airflow_connection("erp"),
-                    "aws_default": self.s3.airflow_connection(),
+                    "consentio_erp": self.erp_postgres.airflow_connection("erp"),
+                    "aws_default": (self.s3_proxy or self.s3).airflow_connection(),
                 },
                 variables=self.variables,
                 settings={
@@ -227,6 +296,11 @@ class ProductionAirflow:
             self._services.close()
             raise
         return self
+
+    def _s3_fault_proxy(self, logs: Path) -> Any:
+        from harness.services import S3FaultProxy
+
+        return S3FaultProxy(logs, upstream=self.s3)
 
     def _started(self, service: Any) -> Any:
         """Start ``service``, stopped with the rest even if its own start fails half-way."""
@@ -245,7 +319,7 @@ class ProductionAirflow:
     def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
         import psycopg2
 
-        conn = psycopg2.connect(self.postgres.dsn("erp"))
+        conn = psycopg2.connect(self.erp_postgres.dsn("erp"))
         try:
             with conn.cursor() as cursor:
                 cursor.execute(sql, parameters)
@@ -292,6 +366,22 @@ class ProductionAirflow:
         if len(runs) != backfill.days or unfinished:
             raise AssertionError(f"backfill {backfill.id} completed with {len(runs)} runs, unfinished: {unfinished}")
         return runs
+
+    def rerun_failed(self, dag_id: str, runs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Clear the failed tasks of ``runs`` (as an owner does from the UI) and wait for the runs to succeed."""
+        for run in runs:
+            body = {"dry_run": False, "only_failed": True, "reset_dag_runs": True, "dag_run_id": run["dag_run_id"]}
+            self.airflow.api("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+
+        def finished() -> list[dict[str, Any]] | None:
+            now = [self.airflow.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}") for run in runs]
+            return now if all(run["state"] in ("success", "failed") for run in now) else None
+
+        rerun = wait_until(finished, timeout, f"the rerun of {len(runs)} failed run(s) of {dag_id}", interval=3)
+        failed = [run["dag_run_id"] for run in rerun if run["state"] != "success"]
+        if failed:
+            raise AssertionError(f"the rerun did not repair {dag_id}: {failed} failed again")
+        return rerun
 
     def task_instances(self, dag_id: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         run_ids = {run["dag_run_id"] for run in runs}

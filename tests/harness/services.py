@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,18 @@ def missing_servers() -> list[str]:
     """What of Postgres and Redis is not installed here (empty when both are)."""
     missing = [] if postgres_bin_dir() else ["postgresql (initdb, postgres)"]
     return missing if shutil.which("redis-server") else [*missing, "redis-server"]
+
+
+def servers_or_skip(test: str) -> None:
+    """Skip ``test`` when Postgres or Redis is missing, saying why; under CI, fail instead: CI must run it."""
+    import pytest
+
+    missing = missing_servers()
+    if missing:
+        message = f"{test} needs {', '.join(missing)}: run `make services` (as root: apt-get install)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def postgres_bin_dir() -> Path | None:
@@ -102,13 +115,28 @@ class PostgresServer(_ServerProcess):
         if bin_dir is None:
             raise RuntimeError("Postgres is not installed: run `make services` (apt-get install postgresql)")
         self.root = Path(tempfile.mkdtemp(prefix="consentio-postgres-"))
-        data = self.root / "data"
-        as_owner: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-            as_owner = ["runuser", "-u", "postgres", "--"]
-        initdb = [*as_owner, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", self.USER, "-E", "UTF8"]
-        subprocess.run(initdb, check=True, capture_output=True, timeout=timeout)
+        initdb = [str(bin_dir / "initdb"), "-D", str(self.root / "data"), "-A", "trust", "-U", self.USER, "-E", "UTF8"]
+        subprocess.run([*self._as_owner(), *initdb], check=True, capture_output=True, timeout=timeout)
+        self._launch(bin_dir, timeout)
+        return self
+
+    def restart(self, down_for: float = 0.0, timeout: float = 120.0) -> None:
+        """Stop the server as a maintenance restart does (fast shutdown: open transactions are rolled back and every
+        client is disconnected), stay down ``down_for`` seconds, and start it again on the same port and data."""
+        self._shut_down()
+        time.sleep(down_for)
+        bin_dir = postgres_bin_dir()
+        assert bin_dir is not None and self.root is not None
+        self._launch(bin_dir, timeout)
+
+    def _as_owner(self) -> list[str]:
+        """Postgres refuses to run as root: as root, run it as the ``postgres`` user."""
+        return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    def _launch(self, bin_dir: Path, timeout: float) -> None:
+        assert self.root is not None
         settings = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),
@@ -119,9 +147,9 @@ class PostgresServer(_ServerProcess):
             "full_page_writes": "off",
         }
         options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
-        self.process = start_process([*as_owner, str(bin_dir / "postgres"), "-D", str(data), *options], self.log)
+        command = [*self._as_owner(), str(bin_dir / "postgres"), "-D", str(self.root / "data"), *options]
+        self.process = start_process(command, self.log)
         wait_ready(self, timeout, "Postgres to accept connections", interval=0.3)
-        return self
 
     def _ready(self) -> bool:
         import psycopg2
@@ -153,7 +181,7 @@ class PostgresServer(_ServerProcess):
         """An Airflow connection URI for the postgres provider's hook."""
         return f"postgres://{self.USER}@127.0.0.1:{self.port}/{database}"
 
-    def stop(self) -> None:
+    def _shut_down(self) -> None:
         if self.process is not None and self.process.poll() is None:
             # SIGINT is Postgres' fast shutdown: roll back open transactions, disconnect clients, stop.
             with contextlib.suppress(ProcessLookupError):
@@ -161,6 +189,9 @@ class PostgresServer(_ServerProcess):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(30)
         super().stop()
+
+    def stop(self) -> None:
+        self._shut_down()
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -179,6 +210,13 @@ class RedisServer(_ServerProcess):
         self.process = start_process(command, self.log)
         wait_ready(self, timeout, "Redis to answer PING", interval=0.2)
         return self
+
+    def restart(self, down_for: float = 0.0, timeout: float = 60.0) -> None:
+        """Stop Redis and start it again on the same port, as a restarted or failed-over Redis: in memory only, it
+        comes back empty, so the Celery messages waiting in its queues are gone with it."""
+        self.stop()
+        time.sleep(down_for)
+        self.start(timeout)
 
     def _ready(self) -> bool:
         import redis
