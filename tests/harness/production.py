@@ -179,9 +179,14 @@ class ProductionAirflow:
         bucket: str = "consentio-data",
         variables: dict[str, str] | None = None,
         settings: dict[str, str] | None = None,
+        sandbox_args: tuple[str, ...] = (),
+        sandbox_start_timeout: float = 120.0,
     ):
         self.workdir, self.bundles, self.executor, self.worker_names = workdir, bundles, executor, workers
         self.bucket, self.variables, self.settings = bucket, variables or {}, settings or {}
+        # The sandbox's command-line options (--orders-per-day, --start, --days...); 10,000 orders a day over weeks
+        # takes the sandbox tens of seconds to generate, hence its own start timeout.
+        self.sandbox_args, self.sandbox_start_timeout = sandbox_args, sandbox_start_timeout
         self.workers: list[CeleryWorker] = []
         self._services = contextlib.ExitStack()
 
@@ -193,7 +198,11 @@ class ProductionAirflow:
             self.postgres = enter(PostgresServer(logs))
             redis = enter(RedisServer(logs)) if self.executor == "celery" else None
             self.s3 = enter(S3Server(logs))
-            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox"))
+            self.sandbox = enter(
+                SandboxProcess(
+                    self.workdir / "sandbox", extra_args=self.sandbox_args, start_timeout=self.sandbox_start_timeout
+                )
+            )
             metadata_db = self.postgres.create_database("airflow")
             self.postgres.create_database("erp")
             self.s3.client().create_bucket(Bucket=self.bucket)
