@@ -45,6 +45,7 @@ DATA_DIR = "{{ var.value.get('consentio_data_dir', '/tmp/consentio-data') }}"
 # The day a run covers. Not {{ ds }}: a manual run at logical date D covers [D - 1 day, D).
 DAY = "{{ data_interval_start | ds }}"
 PREPARE_CHUNK = 50
+NUMBER_CHUNK = 5000  # ERP numbers given per transaction: a year of history is not held in memory at once
 # Every run's edits steps see the same unseen edits, whatever its day: in runs side by side (a backfill) they would
 # fetch, apply and acknowledge them all again. One instance at a time across runs; the load keeps the newest
 # version should two runs still overlap.
@@ -96,8 +97,9 @@ def _erp_number(order_id: int) -> str:
 
 @task
 def give_erp_numbers(export_summary: dict[str, Any], references_path: str) -> dict[str, Any]:
-    """The ERP's part: every order without an ERP number gets one (kept across edits: the load leaves the column
-    alone); the numbers of the exported orders go back to Consentio (a file for the push)."""
+    """The ERP's part: each exported order without an ERP number gets one (kept across edits: the load leaves the
+    column alone); the numbers of the exported orders go back to Consentio (a file for the push)."""
+    import io
     import json
 
     import msgspec
@@ -105,23 +107,32 @@ def give_erp_numbers(export_summary: dict[str, Any], references_path: str) -> di
 
     from airflow_provider_consentio.transfers.consentio_to_sql import input_files
 
+    # Only the exported orders, in ID order, a chunk at a time. Numbering every unnumbered row instead made each
+    # run of a backfill renumber its neighbours' days too (31,833 rows, 20 s, at 10,000 orders a day), and two
+    # runs updating the same rows in different orders can deadlock; days are disjoint, so runs side by side now
+    # never update the same row.
     hook = _erp()
-    unnumbered = hook.get_records("SELECT id FROM erp_orders WHERE erp_number IS NULL")
-    sql = f"UPDATE erp_orders SET erp_number = {hook.placeholder} WHERE id = {hook.placeholder}"
-    _executemany(hook, sql, [(_erp_number(order_id), order_id) for (order_id,) in unnumbered])
+    sql = f"UPDATE erp_orders SET erp_number = {hook.placeholder} WHERE id = {hook.placeholder} AND erp_number IS NULL"
     order = msgspec.json.Decoder(msgspec.defstruct("Order", [("id", int), ("hash_id", str)]))
     target = ObjectStoragePath(references_path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    loaded = 0
+    loaded, chunk = 0, []
     with target.open("w", encoding="utf-8") as out:
         for path in input_files(export_summary):
-            with ObjectStoragePath(path).open("rb") as lines:
-                for line in filter(bytes.strip, lines):
+            # Lines through a 1 MB buffer: iterating an S3 file's lines directly copies a 5 MB block per line
+            # (fsspec's readline), 2.2 s of CPU for a day of 10,000 orders; buffered, 0.05 s.
+            with ObjectStoragePath(path).open("rb") as raw:
+                for line in filter(bytes.strip, io.BufferedReader(raw, 1024 * 1024)):
                     keys = order.decode(line)
                     reference = {"hash_id": keys.hash_id, "external_id": _erp_number(keys.id)}
                     out.write(json.dumps({**reference, "external_status": "imported"}) + "\n")
                     loaded += 1
-    return {"loaded": loaded, "numbered": len(unnumbered), "references_path": references_path}
+                    chunk.append(keys.id)
+                    if len(chunk) == NUMBER_CHUNK:
+                        _executemany(hook, sql, [(_erp_number(order_id), order_id) for order_id in sorted(chunk)])
+                        chunk.clear()
+    _executemany(hook, sql, [(_erp_number(order_id), order_id) for order_id in sorted(chunk)])
+    return {"loaded": loaded, "references_path": references_path}
 
 
 @dag(
@@ -174,7 +185,9 @@ def consentio_seller_daily() -> None:
         **EDITS_ONE_AT_A_TIME,
     )
 
-    @task(**EDITS_ONE_AT_A_TIME)
+    # Not its return value in the log: on a first run it is every pending edit of the lookback (2,297 at 10,000
+    # orders a day), one log line of 100+ KB. The XCom stays: mark seen needs exactly those versions.
+    @task(show_return_value_in_logs=False, **EDITS_ONE_AT_A_TIME)
     def apply_edits_in_erp(edited_summary: dict[str, Any]) -> list[dict[str, Any]]:
         """Log each edit version the load applied; return exactly those versions (for mark seen)."""
         hook = _erp()

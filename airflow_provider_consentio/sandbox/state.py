@@ -293,6 +293,21 @@ class State:
             "kind": stored.kind,
         }
 
+    def edits(self) -> list[dict[str, Any]]:
+        """Every order edited at least once: hash ID, kind, current version (updated_at), edit count, pending."""
+        with self.lock:
+            return [
+                {
+                    "hash_id": hash_id,
+                    "kind": o.kind,
+                    "updated_at": o.data["updated_at"],
+                    "edit_count": o.edit_count,
+                    "pending_edit": o.pending_edit,
+                }
+                for hash_id, o in self.orders.items()
+                if o.edit_count
+            ]
+
     def summary(self) -> dict[str, Any]:
         with self.lock:
             orders = list(self.orders.values())

@@ -65,10 +65,10 @@ def input_files(value: Any) -> list[str]:
 
 def _lines(path: str) -> Iterator[bytes]:
     """The file's lines, read as they are needed."""
-    from airflow_provider_consentio.operators.base.storage import as_storage_path
+    from airflow_provider_consentio.operators.base.storage import as_storage_path, read_lines
 
     with as_storage_path(path).open("rb") as stream:
-        yield from stream
+        yield from read_lines(stream)
 
 
 class ConsentioToSqlOperator(LineageMixin, BaseOperator):

@@ -356,6 +356,12 @@ class TableLoader:
         up twice in the files (a straight COPY cannot keep only the newest)."""
         if not self.dialect.uses_copy:
             return None
+        # A look without the lock first: a table that has committed rows means staging (and staging is right for
+        # any table, should they vanish meanwhile), so such a load does not queue for the lock behind a first load,
+        # which holds it while it reads its whole input (a backfill at 10,000 orders a day: loads waited up to 8 s).
+        cursor.execute(f"SELECT 1 FROM {self.target} LIMIT 1")
+        if cursor.fetchone() is not None:
+            return None
         self.dialect.lock(cursor, self.target)
         cursor.execute(f"SELECT 1 FROM {self.target} LIMIT 1")
         if cursor.fetchone() is not None:

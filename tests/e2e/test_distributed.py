@@ -25,19 +25,15 @@ worker had received but not started stays "queued" and is re-queued after ``[sch
 
 from __future__ import annotations
 
-import json
 import os
-import threading
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from airflow_provider_consentio.demo.erp import COLUMNS, DEMAND_LINES_TABLE, demand_line
 from airflow_provider_consentio.demo.stack import wait_until
+from harness.ground_truth import BucketWatcher, World
 from harness.production import FAST_RECOVERY, ProductionAirflow, api_instant
 from harness.services import missing_servers
 
@@ -50,8 +46,6 @@ DATA_DIR = f"s3://aws_default@{BUCKET}/pipelines"
 FIRST_DAY, DAYS, SECOND_DAYS = date(2025, 3, 1), 14, 7
 DEMAND_LINES_PER_DAY = 10
 WORKERS = ("worker-1", "worker-2")
-# The seller fetches edits made since its interval start minus 7 days (ConsentioEditedOrdersOperator's lookback).
-EDIT_LOOKBACK = timedelta(days=7)
 # The seller's tasks that call the API, and how long each API answer takes while worker-1 is killed.
 API_TASKS = {"export_accepted_orders", "fetch_edited_orders", "mark_edits_seen", "push_erp_references"}
 KILL_WINDOW_DELAY = 5.0
@@ -82,93 +76,6 @@ def stack(tmp_path_factory):
         yield production
 
 
-class BucketWatcher(threading.Thread):
-    """Reads every object under a prefix as soon as it is listed, and keeps what each version of it held.
-
-    Objects under a hidden folder (a durable export's parts, ``.<name>.parts-<job>/``) are only counted: the export
-    deletes them once the final object is written, possibly between a listing and the read.
-    """
-
-    def __init__(self, client: Any, prefix: str):
-        super().__init__(daemon=True)
-        self.client, self.prefix = client, prefix
-        self.versions: dict[str, dict[str, list[str]]] = {}  # key -> ETag -> hash IDs in that version
-        self.broken: list[str] = []
-        self.parts_seen: set[str] = set()
-        self.done = threading.Event()
-
-    def listing(self) -> list[tuple[str, str]]:
-        """(key, ETag) of every object under the prefix now."""
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=self.prefix)
-        return [(item["Key"], item["ETag"]) for page in pages for item in page.get("Contents", [])]
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            self.scan()
-            time.sleep(0.3)
-        self.scan()
-
-    def scan(self) -> None:
-        for key, etag in self.listing():
-            if _is_part(key):
-                self.parts_seen.add(key)
-                continue
-            if etag in self.versions.get(key, {}):
-                continue
-            body = self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-            try:
-                orders = [json.loads(line) for line in body.decode().splitlines()]
-                if body and not body.endswith(b"\n"):
-                    raise ValueError("no final newline")
-            except ValueError as exc:
-                self.broken.append(f"{key} ({len(body)} bytes): {exc}")
-                continue
-            self.versions.setdefault(key, {})[etag] = [order["hash_id"] for order in orders]
-
-
-def _is_part(key: str) -> bool:
-    return any(folder.startswith(".") for folder in key.split("/")[:-1])
-
-
-def _day_key(day: date) -> str:
-    return f"pipelines/orders/{day}.jsonl"
-
-
-def _seed_demand_lines(stack: ProductionAirflow, first: date, days: int) -> set[str]:
-    import random
-
-    rng = random.Random(7)
-    lines = [
-        demand_line(first + timedelta(days=d), n, rng) for d in range(days) for n in range(1, DEMAND_LINES_PER_DAY + 1)
-    ]
-    stack.erp(DEMAND_LINES_TABLE)
-    marks = ", ".join(["%s"] * len(COLUMNS))
-    for line in lines:
-        stack.erp(f"INSERT INTO demand_lines ({', '.join(COLUMNS)}) VALUES ({marks})", *(line[c] for c in COLUMNS))
-    return {line["line_code"] for line in lines}
-
-
-def _pending_edits_since(stack: ProductionAirflow, since: datetime) -> set[tuple[str, str]]:
-    """(hash ID, version) of every sale order edit not yet seen whose version is at or after ``since``."""
-    pending = stack.sandbox.admin("GET", "/_sandbox/state")["pending_edits"]
-    edits = set()
-    for hash_id in pending:
-        answer = stack.sandbox.admin("GET", f"/_sandbox/orders/{hash_id}")
-        order, admin = answer["order"], answer["admin"]
-        if admin["kind"] == "sale" and datetime.fromisoformat(order["updated_at"]) >= since:
-            edits.add((hash_id, order["updated_at"]))
-    return edits
-
-
-def _truth(stack: ProductionAirflow, day: date) -> list[str]:
-    start = datetime(day.year, day.month, day.day).isoformat() + "Z"
-    end = (datetime(day.year, day.month, day.day) + timedelta(days=1)).isoformat() + "Z"
-    orders = stack.sandbox.admin(
-        "GET", "/_sandbox/orders", params={"from": start, "to": end, "kind": "sale", "status": "accepted"}
-    )
-    return [order["hash_id"] for order in orders]
-
-
 def test_the_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_worker(stack):
     airflow = stack.airflow
     airflow.api("PATCH", f"/api/v2/dags/{SENSOR}", json={"is_paused": False})
@@ -187,9 +94,8 @@ def test_the_deferrable_sensor_waits_in_the_triggerer_and_resumes_on_a_worker(st
 
 def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack, capfd):
     sandbox = stack.sandbox
-    expected_edits = _pending_edits_since(stack, datetime.fromisoformat(f"{FIRST_DAY - EDIT_LOOKBACK}T00:00:00+00:00"))
-    demand_codes = _seed_demand_lines(stack, FIRST_DAY, DAYS)
-    watcher = BucketWatcher(stack.s3.client(), "pipelines/orders/")
+    world = World.before_backfill(stack, FIRST_DAY, DAYS, DEMAND_LINES_PER_DAY)
+    watcher = BucketWatcher(stack.s3.client(), BUCKET, "pipelines/orders/")
     watcher.start()
     try:
         seller, buyer = (stack.backfill(dag_id, FIRST_DAY, DAYS) for dag_id in (SELLER, BUYER))
@@ -221,8 +127,7 @@ def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack, capfd):
         assert killed, f"the kill of {victim.name} landed after its tasks had finished"
         second_runs = stack.wait_for_backfill(second, timeout=900)
     finally:
-        watcher.done.set()
-        watcher.join(60)
+        watcher.stop()
 
     # Every run and task instance succeeded (or was skipped: prepare is off).
     for dag_id, runs in ((SELLER, first_runs + second_runs), (BUYER, buyer_runs)):
@@ -241,62 +146,20 @@ def test_backfills_on_two_workers_survive_a_killed_worker_exactly(stack, capfd):
         if (ti["dag_run_id"], ti["task_id"], ti["map_index"]) in killed_keys:
             assert ti["try_number"] > 1 and ti["hostname"] == survivor.name, ti
 
-    # S3: one object per day, exactly that day's accepted orders; every version ever seen was complete and final.
-    all_days = [FIRST_DAY + timedelta(days=offset) for offset in range(DAYS + SECOND_DAYS)]
-    truth = {day: _truth(stack, day) for day in all_days}
-    assert watcher.broken == []
-    # The exports are durable (retries, Airflow 3.3): each removed its parts once its object was written.
-    assert [key for key, _ in watcher.listing() if _is_part(key)] == []
-    replaced = {key: len(versions) for key, versions in watcher.versions.items() if len(versions) > 1}
-    assert replaced == {}
-    objects = {
-        day: next(iter(watcher.versions[_day_key(day)].values()))
-        for day in all_days
-        if _day_key(day) in watcher.versions
-    }
-    lost = sum(len(set(truth[day]) - set(objects.get(day, []))) for day in all_days)
-    in_objects = Counter(hash_id for hash_ids in objects.values() for hash_id in hash_ids)
-    duplicated = sum(count - 1 for count in in_objects.values()) + sum(
-        len(set(objects.get(day, [])) - set(truth[day])) for day in all_days
-    )
-
-    # ERP: each order once, with its ERP number pushed back to Consentio.
-    erp_rows = stack.erp("SELECT hash_id, erp_number FROM erp_orders")
-    expected_orders = {hash_id for day in all_days for hash_id in truth[day]}
-    loaded = dict(erp_rows)
-    edited_hash_ids = {hash_id for hash_id, _ in expected_edits}
-    lost += len(expected_orders - set(loaded))
-    duplicated += len(erp_rows) - len(loaded) + len(set(loaded) - expected_orders - edited_hash_ids)
-    references = sandbox.admin("GET", "/_sandbox/state")["external_refs"]
-    refs = sum(
-        1
-        for hash_id in expected_orders
-        if references.get(hash_id) == {"external_id": loaded.get(hash_id), "external_status": "imported"}
-    )
-    lost += len(expected_orders) - refs
-
-    # Edits: every pending edit inside the lookback applied once in the ERP and marked seen.
-    applied = Counter(stack.erp("SELECT hash_id, updated_at FROM erp_order_edits"))
-    still_pending = set(sandbox.admin("GET", "/_sandbox/state")["pending_edits"])
-    edits_seen = sum(1 for edit in expected_edits if applied[edit] and edit[0] not in still_pending)
-    lost += len(expected_edits) - edits_seen
-
-    # Purchase needs: exactly the planned demand lines.
-    needs = sandbox.admin("GET", "/_sandbox/purchase-needs")
-    need_codes = Counter(need["code"] for need in needs)
-    lost += len(demand_codes - set(need_codes))
-    duplicated += sum(count - 1 for count in need_codes.values()) + len(set(need_codes) - demand_codes)
-
-    orders_per_day = [len(truth[day]) for day in all_days]
+    # S3, the ERP, edits and purchase needs against the sandbox's ground truth (harness/ground_truth.py).
+    outcome = world.check(stack, watcher, days=DAYS + SECOND_DAYS)
+    orders_per_day = outcome.orders_per_day
     summary = (
         f"distributed: days={DAYS}+{SECOND_DAYS} orders={sum(orders_per_day)} (per day {min(orders_per_day)}"
-        f"-{max(orders_per_day)}) objects={len(objects)} parts_seen={len(watcher.parts_seen)}"
-        f" erp_rows={len(erp_rows)} refs={refs}"
-        f" edits_seen={edits_seen}/{len(expected_edits)} needs={len(needs)}/{len(demand_codes)}"
+        f"-{max(orders_per_day)}) objects={outcome.objects} parts_seen={outcome.parts_seen}"
+        f" erp_rows={outcome.erp_rows} refs={outcome.refs}"
+        f" edits_seen={outcome.edits_seen}/{outcome.edits_expected} needs={outcome.needs}/{outcome.needs_expected}"
         f" tasks_per_worker={tasks_per_worker} killed_running={len(killed)} retried={len(retried)}"
-        f" lost={lost} duplicated={duplicated}"
+        f" lost={outcome.lost} duplicated={outcome.duplicated}"
     )
     with capfd.disabled():  # the line of counts shows in `make test`'s output, as the chaos test's does
         print("\n" + summary)
-    assert (lost, duplicated) == (0, 0), summary
-    assert len(objects) == DAYS + SECOND_DAYS and len(retried) >= len(killed) >= 1, summary
+    assert (outcome.broken, outcome.leftover_parts, outcome.replaced) == ([], [], {}), summary
+    assert (outcome.lost, outcome.duplicated) == (0, 0), summary
+    assert outcome.stale_examples == [], summary  # each edited order in the ERP at its latest version
+    assert outcome.objects == DAYS + SECOND_DAYS and len(retried) >= len(killed) >= 1, summary

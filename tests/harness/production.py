@@ -245,10 +245,13 @@ class ProductionAirflow:
         settings: dict[str, str] | None = None,
         s3_faults: bool = False,
         sandbox_args: tuple[str, ...] = (),
+        sandbox_start_timeout: float = 120.0,
     ):
         self.workdir, self.bundles, self.executor, self.worker_names = workdir, bundles, executor, workers
         self.bucket, self.variables, self.settings = bucket, variables or {}, settings or {}
-        self.s3_faults, self.sandbox_args = s3_faults, sandbox_args
+        # The sandbox's command-line options (--orders-per-day, --start, --days...); 10,000 orders a day over weeks
+        # takes the sandbox tens of seconds to generate, hence its own start timeout.
+        self.s3_faults, self.sandbox_args, self.sandbox_start_timeout = s3_faults, sandbox_args, sandbox_start_timeout
         self.workers: list[CeleryWorker] = []
         self._services = contextlib.ExitStack()
 
@@ -262,7 +265,11 @@ class ProductionAirflow:
             self.redis = redis = enter(RedisServer(logs)) if self.executor == "celery" else None
             self.s3 = enter(S3Server(logs))
             self.s3_proxy = enter(self._s3_fault_proxy(logs)) if self.s3_faults else None
-            self.sandbox = enter(SandboxProcess(self.workdir / "sandbox", extra_args=self.sandbox_args))
+            self.sandbox = enter(
+                SandboxProcess(
+                    self.workdir / "sandbox", extra_args=self.sandbox_args, start_timeout=self.sandbox_start_timeout
+                )
+            )
             metadata_db = self.postgres.create_database("airflow")
             self.erp_postgres.create_database("erp")
             self.s3.client().create_bucket(Bucket=self.bucket)

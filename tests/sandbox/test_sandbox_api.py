@@ -299,6 +299,30 @@ def test_edited_seen_and_edited_again(http, sandbox, partner, auth):
     assert hash_id not in {o["hash_id"] for o in http.get(f"{partner}/order/edited", params=later, headers=auth).json()}
 
 
+def test_the_admin_lists_every_edited_order_in_one_request(http, sandbox, partner, auth):
+    since = {"since": "2025-01-01T00:00:00Z"}
+    pending = {
+        o["hash_id"]: o["updated_at"] for o in http.get(f"{partner}/order/edited", params=since, headers=auth).json()
+    }
+    seen_one = next(iter(pending))
+    http.post(f"{partner}/order/seen", json={"hash_ids": [seen_one]}, headers=auth)
+
+    edits = {edit["hash_id"]: edit for edit in http.get("/_sandbox/edits").json()}
+
+    assert {h for h, e in edits.items() if e["pending_edit"] and e["kind"] == "sale"} == set(pending) - {seen_one}
+    assert edits[seen_one] == {
+        "hash_id": seen_one, "kind": "sale", "updated_at": pending[seen_one], "edit_count": 1, "pending_edit": False
+    }  # fmt: skip
+    assert all(edits[h]["updated_at"] == version for h, version in pending.items())
+
+
+def test_the_admin_order_window_answers_only_the_fields_asked_for(http, sandbox):
+    params = {**window(), "status": "accepted"}
+    whole = http.get("/_sandbox/orders", params=params).json()
+    keys = http.get("/_sandbox/orders", params={**params, "fields": "hash_id,updated_at"}).json()
+    assert keys == [{"hash_id": o["hash_id"], "updated_at": o["updated_at"]} for o in whole] != []
+
+
 def test_only_accepted_orders_can_be_edited(http, sandbox):
     pending = sandbox.state.window(DAY, DAY + timedelta(days=3), "sale", "pending")[0].data["hash_id"]
     assert_json_error(http.post(f"/_sandbox/orders/{pending}/edit"), 409, "conflict")

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow_provider_consentio.errors import ConsentioConfigError, ConsentioValidationError
 from airflow_provider_consentio.models.jsonwire import loads
-from airflow_provider_consentio.operators.base.storage import as_storage_path
+from airflow_provider_consentio.operators.base.storage import as_storage_path, read_lines
 
 METADATA_PREFIX = "metadata."
 
@@ -77,7 +77,7 @@ def _renamer(column_map: Mapping[str, str]) -> Any:
 
 def _jsonl_records(path: Any) -> Iterator[Any]:
     with path.open("rb") as raw:
-        for line_number, line in enumerate(raw, start=1):
+        for line_number, line in enumerate(read_lines(raw), start=1):
             if not line.strip():
                 continue
             try:
@@ -117,7 +117,7 @@ def _utf8_lines(raw: Any, path: Any) -> Iterator[str]:
     CRLF or a lone CR, as with ``newline=""``.
     """
     line_number = 0
-    for chunk in raw:
+    for chunk in read_lines(raw):
         for line in chunk.splitlines(keepends=True):
             line_number += 1
             try:
