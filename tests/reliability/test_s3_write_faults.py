@@ -121,6 +121,25 @@ def test_a_failed_multipart_part_leaves_nothing_at_the_final_key(proxy, moto):
     assert proxy.stats()["faults_by_operation"]["UploadPart"]["internal"] >= 5  # botocore's 5 attempts at least
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_part_that_fails_then_gets_through_never_leaves_a_truncated_object(proxy, moto, seed):
+    """The regression of issue #24's first find. The writer used to open an s3fs file and copy into it: at 50 MB
+    its first part went up, and when that UploadPart failed past botocore's retries, the file's close() (fsspec's
+    __exit__) sent the buffered 50 MB again and committed them: a 50 MB object of 60 at the final key, replacing
+    the good one. With these seeds (75% of UploadParts fail) the old writer did exactly that."""
+    from airflow_provider_consentio.operators.base.storage import atomic_writer
+
+    key = f"big-{uuid.uuid4().hex[:8]}/data.bin"
+    data = os.urandom(60 * 2**20)
+    proxy.set_faults(seed, [{"kind": "internal", "probability": 0.75, "operations": ["UploadPart"]}])
+    with atomic_writer(f"s3://aws_default@{BUCKET}/{key}") as out:
+        for offset in range(0, len(data), 2**20):
+            out.write(data[offset : offset + 2**20])
+
+    assert moto.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
+    assert unfinished_uploads(moto, key) == []
+
+
 def test_a_multipart_write_through_faults_is_exact(proxy, moto):
     from airflow_provider_consentio.operators.base.storage import atomic_writer
 
