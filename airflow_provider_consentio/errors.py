@@ -97,3 +97,9 @@ class ConsentioSchemaDriftError(ConsentioResponseError):
 
 class ConsentioTLSError(ConsentioConfigError):
     """The server's TLS certificate could not be verified: not retried, since repeating it cannot succeed."""
+
+
+class ConsentioStorageError(ConsentioError):
+    """Object storage (s3://, gs://...) failed for good, past its client's own retries, while an operator wrote,
+    read or removed a file: the message names what was done, the path, and the store's operation, status and
+    error code (s3fs alone says "[Errno 121] We encountered an internal error", with no path or operation)."""

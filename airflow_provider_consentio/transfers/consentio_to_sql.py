@@ -65,9 +65,10 @@ def input_files(value: Any) -> list[str]:
 
 def _lines(path: str) -> Iterator[bytes]:
     """The file's lines, read as they are needed."""
-    from airflow_provider_consentio.operators.base.storage import as_storage_path, read_lines
+    from airflow_provider_consentio.operators.base.storage import as_storage_path, read_lines, storage_errors
 
-    with as_storage_path(path).open("rb") as stream:
+    # A generator: what the loader does with a line never raises in here, only the reads do.
+    with storage_errors("Reading", path), as_storage_path(path).open("rb") as stream:
         yield from read_lines(stream)
 
 

@@ -275,3 +275,80 @@ class S3Server(_ServerProcess):
                 "extra": {"endpoint_url": self.endpoint_url, "region_name": self.REGION},
             }
         )
+
+
+class S3FaultProxy(_ServerProcess):
+    """The S3 fault proxy (``s3_faults.py`` beside this file) in front of an :class:`S3Server`: clients given its
+    endpoint reach moto through it, and a seeded share of their requests fail as S3 fails (503 SlowDown, 500, a
+    reset connection, a lost answer, a slow answer). No faults until :meth:`set_faults`."""
+
+    name = "s3-proxy"
+
+    def __init__(self, log_dir: Path, upstream: S3Server):
+        super().__init__(log_dir)
+        self.upstream = upstream
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = f"{self.endpoint_url}/_fault_proxy"
+
+    def start(self, timeout: float = 30.0) -> S3FaultProxy:
+        command = [
+            PYTHON,
+            "-m",
+            "harness.s3_faults",
+            "--upstream",
+            self.upstream.endpoint_url,
+            "--port",
+            str(self.port),
+        ]
+        # The harness is not installed: its parent folder goes on the proxy's path.
+        harness_parent = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, (harness_parent, os.environ.get("PYTHONPATH")))),
+        }
+        self.process = start_process(command, self.log, env=env)
+        wait_ready(self, timeout, "the S3 fault proxy to listen", interval=0.2)
+        return self
+
+    def _ready(self) -> bool:
+        self._check_alive()
+        try:
+            return httpx.get(self.admin_url + "/stats", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def set_faults(self, seed: int, rules: list[dict[str, Any]]) -> None:
+        """Fail requests from now on: ``rules`` as ``{"kind", "probability", "operations"?, "delay"?}``."""
+        httpx.put(self.admin_url + "/faults", json={"seed": seed, "rules": rules}, timeout=10).raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(self.admin_url + "/faults", timeout=10).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        """``{"requests", "by_operation", "faults" (by kind), "faults_by_operation"}`` since the last reset."""
+        response = httpx.get(self.admin_url + "/stats", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def reset_stats(self) -> None:
+        httpx.post(self.admin_url + "/stats/reset", timeout=10).raise_for_status()
+
+    def client(self) -> Any:
+        """A boto3 client that goes through the proxy (botocore's own retries on, as a user's would be)."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=S3Server.REGION,
+            aws_access_key_id=S3Server.ACCESS_KEY,
+            aws_secret_access_key=S3Server.SECRET_KEY,
+        )
+
+    def airflow_connection(self) -> str:
+        """:meth:`S3Server.airflow_connection`, through the proxy."""
+        import json
+
+        connection = json.loads(self.upstream.airflow_connection())
+        connection["extra"]["endpoint_url"] = self.endpoint_url
+        return json.dumps(connection)

@@ -116,11 +116,14 @@ class ExportCheckpoints:
 
     def join(self, parts: int) -> None:
         """Join the parts into the final file (one atomic write), then forget them."""
-        from airflow_provider_consentio.operators.base.storage import atomic_writer
+        from airflow_provider_consentio.operators.base.storage import atomic_writer, storage_errors
 
         with atomic_writer(self.final) as out:
             for number in range(1, parts + 1):
-                with self.part_path(number).open("rb") as part:
+                with (
+                    storage_errors("Reading the part", self.part_path(number)),
+                    self.part_path(number).open("rb") as part,
+                ):
                     shutil.copyfileobj(part, out, length=1024 * 1024)
         self._remove_parts()
         self.store.delete(STATE_KEY)
@@ -131,8 +134,11 @@ class ExportCheckpoints:
         self.store.delete(STATE_KEY)
 
     def _remove_parts(self) -> None:
-        if self.parts_dir.exists():
-            self.parts_dir.fs.rm(self.parts_dir.path, recursive=True)
+        from airflow_provider_consentio.operators.base.storage import storage_errors
+
+        with storage_errors("Removing the parts", self.parts_dir):
+            if self.parts_dir.exists():
+                self.parts_dir.fs.rm(self.parts_dir.path, recursive=True)
 
 
 class CheckpointedFile(OneFile):
@@ -203,11 +209,15 @@ class CheckpointedFile(OneFile):
             self._open_part()
 
     def __exit__(self, *exc_info: Any) -> None:
+        from airflow_provider_consentio.operators.base.storage import storage_errors
+
         try:
             self._stack.__exit__(*exc_info)
             if exc_info[0] is None:
                 if not self._windows_in_part:  # nothing came after the last cut: drop the empty part
-                    self.checkpoints.part_path(self.parts).unlink(missing_ok=True)
+                    empty = self.checkpoints.part_path(self.parts)
+                    with storage_errors("Removing the empty last part", empty):
+                        empty.unlink(missing_ok=True)
                     self.parts -= 1
                 self.checkpoints.join(self.parts)
         except BaseException:

@@ -3,15 +3,15 @@
 * Local paths: the data goes to a hidden sibling ``.<name>.partial-<random>``, is fsynced, and is renamed onto the
   final name (``os.replace`` is atomic on POSIX). Partial files left by a killed worker are removed by the next
   attempt at the same path.
-* Object stores (s3://, gs://, ...): the data is spooled to a local temporary file and uploaded in one put, and
-  object stores only show an object once its upload completes.
+* Object stores (s3://, gs://, ...): the data is spooled to a local temporary file and uploaded once complete
+  (``put_file``: one put, or a multipart upload that is aborted if a part fails), and object stores only show an
+  object once its upload completes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider_consentio.errors import ConsentioError, ConsentioStorageError
 
 PARTIAL_MARKER = ".partial-"
 LINE_READ_SIZE = 1024 * 1024
@@ -61,12 +63,16 @@ def atomic_writer(path: Any) -> Iterator[IO[bytes]]:
         with _local_atomic_writer(Path(path.path)) as stream:
             yield stream
         return
-    with tempfile.TemporaryFile("w+b") as spool:
+    with tempfile.NamedTemporaryFile("w+b", prefix="consentio-upload-") as spool:
         yield spool
         spool.flush()
-        spool.seek(0)
-        with path.open("wb") as destination:
-            shutil.copyfileobj(spool, destination, length=1024 * 1024)
+        # The finished file goes up in one call (fsspec's put_file), not through a file opened on the store: an
+        # fsspec file's __exit__ is close(), which commits whatever it holds even when the block raised, so a
+        # multipart part that failed for good (S3 500s past the client's retries) left an unfinished upload and
+        # could commit a truncated object at the final path. s3fs' put_file puts the file in one request below
+        # 100 MB and, above, aborts its multipart upload when a part fails.
+        with storage_errors(f"Writing {os.fstat(spool.fileno()).st_size} bytes to", path):
+            path.fs.put_file(spool.name, path.path)
 
 
 @contextlib.contextmanager
@@ -88,3 +94,29 @@ def remove_partials(final: Path) -> None:
     """Delete partial files a killed attempt left beside ``final``."""
     for leftover in final.parent.glob(f".{final.name}{PARTIAL_MARKER}*"):
         leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def storage_errors(action: str, path: Any) -> Iterator[None]:
+    """Raise what object storage's client gave up on as a :class:`ConsentioStorageError` naming ``action``, the
+    path and the store's own answer. Wrap only storage calls: any exception of the block is taken for the store's."""
+    try:
+        yield
+    except ConsentioError:
+        raise
+    except Exception as error:
+        raise ConsentioStorageError(
+            f"{action} {path} failed after the storage client's retries: {_answer(error)}"
+        ) from error
+
+
+def _answer(error: BaseException) -> str:
+    """The store's answer: operation, HTTP status and error code of a botocore ClientError (s3fs keeps it as the
+    cause of the OSError it raises), else the exception itself."""
+    for candidate in (error, error.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict) and "Error" in response:
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            code, message = response["Error"].get("Code", "?"), response["Error"].get("Message", "")
+            return f"{getattr(candidate, 'operation_name', 'request')} -> HTTP {status}: {code}: {message}"
+    return f"{type(error).__name__}: {error}"
