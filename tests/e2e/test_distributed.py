@@ -25,7 +25,6 @@ worker had received but not started stays "queued" and is re-queued after ``[sch
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,7 +34,7 @@ import pytest
 from airflow_provider_consentio.demo.stack import wait_until
 from harness.ground_truth import BucketWatcher, World
 from harness.production import FAST_RECOVERY, ProductionAirflow, api_instant
-from harness.services import missing_servers
+from harness.services import servers_or_skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.distributed]
 
@@ -51,18 +50,9 @@ API_TASKS = {"export_accepted_orders", "fetch_edited_orders", "mark_edits_seen",
 KILL_WINDOW_DELAY = 5.0
 
 
-def _servers_or_skip() -> None:
-    missing = missing_servers()
-    if missing:
-        message = f"distributed test needs {', '.join(missing)}: run `make services` (as root: apt-get install)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run it, not skip it
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    _servers_or_skip()
+    servers_or_skip("the distributed test")
     production = ProductionAirflow(
         tmp_path_factory.mktemp("distributed"),
         bundles={"examples": REPO / "dags", "distributed": Path(__file__).parent / "distributed_dags"},

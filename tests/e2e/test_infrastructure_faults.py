@@ -121,7 +121,7 @@ class Scenario:
         self.restarts_before = len(self.supervisor.restarts)
         assert self.stack.s3_proxy is not None
         self.stack.s3_proxy.reset_stats()
-        self.stack.sandbox.admin("DELETE", "/_sandbox/stats")
+        self.stack.sandbox.admin("POST", "/_sandbox/stats/reset")
         self._edit_some_orders()
         lines_per_day = max(1, ORDERS_PER_DAY // ORDERS_PER_DEMAND_LINE)
         self.world = World.before_backfill(self.stack, self.first, DAYS, lines_per_day)
