@@ -22,8 +22,8 @@ def num(value: Decimal | int | str) -> Decimal:
 
 
 # Decimals are immutable, so equal numbers can share one object: items repeat a few hundred prices and amounts,
-# and at 10,000 orders a day (90,000 orders, 400,000 items) sharing them saves about a fifth of the sandbox's memory
-# and a tenth of its start time. Bounded: the unique numbers (weights, totals) pass through without piling up.
+# and at 10,000 orders a day over 9 days (90,000 orders, 400,000 items) sharing them takes the sandbox from 662 MB to
+# 445 MB (its start time, 7-9 s, does not change). Bounded: the unique numbers (weights, totals) pass through.
 @lru_cache(maxsize=8192)
 def _number(text: str) -> Decimal:
     return Decimal(text)
