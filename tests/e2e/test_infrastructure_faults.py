@@ -60,8 +60,8 @@ S3_FAULTS = {
     "seed": 24,
     "rules": [
         {"kind": "slowdown", "probability": 0.03},
-        {"kind": "internal", "probability": 0.01},
-        {"kind": "reset", "probability": 0.01},
+        {"kind": "internal", "probability": 0.02},
+        {"kind": "reset", "probability": 0.02},
         {"kind": "reset_after", "probability": 0.01},
         {"kind": "slow", "probability": 0.02, "delay": 2.0},
     ],
@@ -213,18 +213,23 @@ def test_the_scheduler_is_killed_mid_backfill(stack, supervisor, capfd):
 def test_the_triggerer_is_killed_while_a_sensor_and_an_event_trigger_wait(stack, supervisor, capfd):
     airflow, sandbox = stack.airflow, stack.sandbox
     airflow.api("PATCH", f"/api/v2/dags/{EVENTS}", json={"is_paused": False})
+    # The trigger's first watermark is when it starts (orders older than that are history, not news): wait for it
+    # to poll twice. No other task lists orders meanwhile: the earlier scenarios' backfills are complete.
+    polls = _order_polls(stack)
+    wait_until(lambda: _order_polls(stack) >= polls + 2, 300, "the event trigger to poll twice", 1)
     # Before the kill: a round of new orders starts one event run, so the watermark is stored past them.
     first_round = _add_new_orders(stack, 3)
     wait_until(lambda: _exported_by_event_runs(stack) >= first_round, 300, "the event run of the first round", 2)
 
-    scenario = Scenario(stack, supervisor, "triggerer")
-    scenario.start()
+    # The sensor defers before the backfill takes the workers' slots.
     airflow.api("PATCH", f"/api/v2/dags/{SENSOR}", json={"is_paused": False})
     run = airflow.api("POST", f"/api/v2/dags/{SENSOR}/dagRuns", json={"logical_date": None})
     sensor = f"/api/v2/dags/{SENSOR}/dagRuns/{run['dag_run_id']}/taskInstances/wait_for_new_orders"
     wait_until(lambda: airflow.api("GET", sensor)["state"] == "deferred", 300, "the sensor to defer", interval=2)
-    scenario.wait_for_the_middle()
 
+    scenario = Scenario(stack, supervisor, "triggerer")
+    scenario.start()
+    scenario.wait_for_the_middle()
     with supervisor.paused():
         airflow.kill("triggerer")
         # While the triggerer is down: the sensor's order, and new orders for the event trigger.
@@ -253,6 +258,11 @@ def test_the_celery_broker_restarts_mid_backfill(stack, supervisor, capfd):
     assert stack.redis is not None
     stack.redis.restart(down_for=DOWN_FOR)
     scenario.finish(capfd)
+
+
+def _order_polls(stack: ProductionAirflow) -> int:
+    requests = stack.sandbox.admin("GET", "/_sandbox/stats")["requests"]
+    return sum(count for key, count in requests.items() if key.startswith("GET /{ws}/order "))
 
 
 def _add_new_orders(stack: ProductionAirflow, count: int) -> set[str]:
