@@ -166,3 +166,17 @@ def test_the_admin_api_refuses_an_unknown_kind(proxy):
 
     response = httpx.put(proxy.admin_url + "/faults", json={"seed": 1, "rules": [{"kind": "boom", "probability": 1}]})
     assert response.status_code == 400 and "unknown fault kind" in response.json()["error"]
+
+
+def test_a_chunked_request_body_is_forwarded_byte_for_byte(proxy, s3_stack):
+    """``Transfer-Encoding: chunked`` (what a client sends for a stream of unknown length) keeps its framing."""
+    import http.client
+
+    s3, _ = s3_stack
+    data = os.urandom(7 * 2**20 + 123)
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
+    blocks = (data[offset : offset + 65536] for offset in range(0, len(data), 65536))
+    connection.request("PUT", "/proxied/chunked", body=blocks, encode_chunked=True)
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert s3.client().get_object(Bucket="proxied", Key="chunked")["Body"].read() == data
