@@ -287,8 +287,8 @@ class AirflowServices:
                 health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
             except (httpx.HTTPError, ValueError):
                 return False
-            beat = (health.get(component) or {}).get(field)
-            return bool(beat) and datetime.fromisoformat(beat.replace("Z", "+00:00")) > restarted_at
+            beat: str | None = (health.get(component) or {}).get(field)
+            return beat is not None and datetime.fromisoformat(beat.replace("Z", "+00:00")) > restarted_at
 
         wait_until(heartbeat_since_restart, timeout, f"the restarted airflow {name} to heartbeat", interval=1.0)
 

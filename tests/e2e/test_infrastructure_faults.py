@@ -115,6 +115,7 @@ class Scenario:
         self.first = FIRST_DAY + timedelta(days=DAYS * SCENARIOS.index(name))
         self.reruns: list[str] = []
         self.backfills: list[Backfill] = []
+        self.figures = ""  # the scenario's own, before the ground truth's
 
     def start(self) -> None:
         self.started = time.monotonic()
@@ -159,9 +160,10 @@ class Scenario:
         restarted = Counter(self.supervisor.restarts[self.restarts_before :])
         line = (
             f"fault {self.name}: days={DAYS} orders_per_day={ORDERS_PER_DAY} s3_requests={s3['requests']}"
-            f" s3_faults={dict(sorted(s3['faults'].items()))} api_requests={sum(api['requests'].values())}"
+            f" s3_faults={dict(sorted(s3['faults'].items()))} s3_retried={s3['retried']}"
+            f" api_requests={sum(api['requests'].values())}"
             f" tasks_retried={sum(1 for ti in tis if ti['try_number'] > 1)} restarted={dict(restarted) or 'none'}"
-            f" reruns={len(self.reruns)} {outcome.figures()} wall={time.monotonic() - self.started:.0f}s"
+            f" reruns={len(self.reruns)}{self.figures} {outcome.figures()} wall={time.monotonic() - self.started:.0f}s"
         )
         with capfd.disabled():
             print("\n" + line)
@@ -245,9 +247,10 @@ def test_the_triggerer_is_killed_while_a_sensor_and_an_event_trigger_wait(stack,
     assert [t["state"] for t in airflow.api("GET", f"{sensor}/tries")["task_instances"]] == ["success"]
     everything = first_round | second_round
     wait_until(lambda: _exported_by_event_runs(stack) >= everything, 600, "the event run of the second round", 2)
-    scenario.finish(capfd)
     # The watermark survived: each new order exported once, by one run or the other, none twice.
     exported = _event_exports(stack)
+    scenario.figures = f" event_orders={len(set(exported))}/{len(everything)} event_exports={len(exported)}"
+    scenario.finish(capfd)
     assert Counter(exported) == Counter(everything), exported
 
 

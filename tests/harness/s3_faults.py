@@ -135,13 +135,19 @@ class FaultPlan:
         self.by_operation: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
         self.faults_by_operation: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # The requests that failed (method and target): the same request seen again is the client's retry.
+        self.failed: set[tuple[str, str]] = set()
+        self.retried = 0
 
-    def draw(self, operation: str) -> Rule | None:
-        """The fault for this request, if any: one draw, walked over the matching rules' cumulative shares, so
-        the faults depend only on the seed and the order of the requests."""
+    def draw(self, operation: str, request: tuple[str, str]) -> Rule | None:
+        """The fault for ``request`` (method, target), if any: one draw, walked over the matching rules'
+        cumulative shares, so the faults depend only on the seed and the order of the requests."""
         with self.lock:
             self.requests += 1
             self.by_operation[operation] += 1
+            if request in self.failed:
+                self.failed.discard(request)
+                self.retried += 1
             if not self.rules:
                 return None
             draw, cumulative = self.random.random(), 0.0
@@ -151,6 +157,8 @@ class FaultPlan:
                     if draw < cumulative:
                         self.faults[rule.kind] += 1
                         self.faults_by_operation[operation][rule.kind] += 1
+                        if rule.kind != "slow":
+                            self.failed.add(request)
                         return rule
             return None
 
@@ -161,6 +169,7 @@ class FaultPlan:
                 "by_operation": dict(self.by_operation),
                 "faults": dict(self.faults),
                 "faults_by_operation": {op: dict(kinds) for op, kinds in self.faults_by_operation.items()},
+                "retried": self.retried,
             }
 
 
@@ -195,7 +204,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self._admin(body)
             return
         operation = classify(self.command, self.path, self.headers)
-        rule = self.server.plan.draw(operation)
+        rule = self.server.plan.draw(operation, (self.command, self.path))
         kind = rule.kind if rule else None
         if kind in ERROR_BODIES:
             self._send_error_xml(*ERROR_BODIES[kind])

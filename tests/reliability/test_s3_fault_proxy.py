@@ -115,8 +115,11 @@ def test_botocore_retries_every_kind_until_it_gets_through(proxy):
     for n in range(60):
         client.put_object(Bucket="proxied", Key=f"retried/{n}", Body=b"%d" % n)
     assert all(client.get_object(Bucket="proxied", Key=f"retried/{n}")["Body"].read() == b"%d" % n for n in range(60))
-    faults = proxy.stats()["faults"]
+    stats = proxy.stats()
+    faults = stats["faults"]
     assert set(faults) == {"slowdown", "internal", "reset", "reset_after", "slow"}, faults
+    # Every failed request was sent again (a slow answer is no failure): the proxy counts those as retries.
+    assert stats["retried"] == sum(faults.values()) - faults["slow"]
 
 
 def test_one_seed_and_one_request_order_give_the_same_faults(proxy):
