@@ -90,6 +90,8 @@ def stack(tmp_path_factory):
         settings={**FAST_RECOVERY, "CONSENTIO_E2E_POLL_INTERVAL": str(EVENT_POLL_INTERVAL)},
         s3_faults=True,
         sandbox_args=("--orders-per-day", str(ORDERS_PER_DAY), "--start", str(FIRST_DAY), "--days", str(sandbox_days)),
+        # The sandbox generates its orders before it listens: about 10 s per 100,000.
+        sandbox_start_timeout=120 + sandbox_days * ORDERS_PER_DAY / 2000,
     )
     with production:
         production.wait_for_dags({SELLER, BUYER, SENSOR, EVENTS})
