@@ -161,19 +161,30 @@ def airflow_db():
 
 
 @pytest.fixture
-def consentio_connection(sandbox, monkeypatch):
-    """`consentio_default` pointed at the sandbox, as a user would set it (an AIRFLOW_CONN_ JSON variable)."""
-    connection = {
-        "conn_type": "consentio",
-        "login": str(sandbox.workspace_id),
-        "password": sandbox.api_key,
-        "host": sandbox.base_url,
-        "extra": {"timeout": 10, "max_retries": 6},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_CONSENTIO_DEFAULT", json.dumps(connection))
+def consentio_connection_to(monkeypatch):
+    """Points `consentio_default` at a given sandbox server, as a user would set it (an AIRFLOW_CONN_ JSON
+    variable), with no token cached from another sandbox."""
+
+    def point(server: Any) -> dict[str, Any]:
+        connection = {
+            "conn_type": "consentio",
+            "login": str(server.workspace_id),
+            "password": server.api_key,
+            "host": server.base_url,
+            "extra": {"timeout": 10, "max_retries": 6},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_CONSENTIO_DEFAULT", json.dumps(connection))
+        PROCESS_TOKEN_CACHE.clear()
+        return connection
+
+    yield point
     PROCESS_TOKEN_CACHE.clear()
-    yield connection
-    PROCESS_TOKEN_CACHE.clear()
+
+
+@pytest.fixture
+def consentio_connection(sandbox, consentio_connection_to):
+    """`consentio_default` pointed at the sandbox."""
+    return consentio_connection_to(sandbox)
 
 
 @dataclass

@@ -228,6 +228,21 @@ class RedisServer(_ServerProcess):
             return False
 
 
+def s3_client(endpoint_url: str, **config: Any) -> Any:
+    """A boto3 S3 client of the test servers' account at ``endpoint_url``; ``config``: botocore's Config options."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=S3Server.REGION,
+        aws_access_key_id=S3Server.ACCESS_KEY,
+        aws_secret_access_key=S3Server.SECRET_KEY,
+        config=Config(**config),
+    )
+
+
 class S3Server(_ServerProcess):
     """moto's S3-compatible server mode in its own process; any access key is accepted."""
 
@@ -252,16 +267,8 @@ class S3Server(_ServerProcess):
         except httpx.HTTPError:
             return False
 
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=self.REGION,
-            aws_access_key_id=self.ACCESS_KEY,
-            aws_secret_access_key=self.SECRET_KEY,
-        )
+    def client(self, **config: Any) -> Any:
+        return s3_client(self.endpoint_url, **config)
 
     def airflow_connection(self) -> str:
         """The Airflow ``aws`` connection (JSON) that points ObjectStoragePath's s3:// at this server."""
@@ -333,17 +340,10 @@ class S3FaultProxy(_ServerProcess):
     def reset_stats(self) -> None:
         httpx.post(self.admin_url + "/stats/reset", timeout=10).raise_for_status()
 
-    def client(self) -> Any:
-        """A boto3 client that goes through the proxy (botocore's own retries on, as a user's would be)."""
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            region_name=S3Server.REGION,
-            aws_access_key_id=S3Server.ACCESS_KEY,
-            aws_secret_access_key=S3Server.SECRET_KEY,
-        )
+    def client(self, **config: Any) -> Any:
+        """A boto3 client that goes through the proxy (botocore's own retries on, as a user's would be, unless
+        ``config`` says otherwise)."""
+        return s3_client(self.endpoint_url, **config)
 
     def airflow_connection(self) -> str:
         """:meth:`S3Server.airflow_connection`, through the proxy."""

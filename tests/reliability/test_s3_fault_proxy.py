@@ -32,19 +32,7 @@ def proxy(s3_stack):
 
 def no_retry_client(proxy):
     """A client that reports the first failure as it is: botocore retries nothing, and fails fast."""
-    import boto3
-    from botocore.config import Config
-
-    from harness.services import S3Server
-
-    return boto3.client(
-        "s3",
-        endpoint_url=proxy.endpoint_url,
-        region_name=S3Server.REGION,
-        aws_access_key_id=S3Server.ACCESS_KEY,
-        aws_secret_access_key=S3Server.SECRET_KEY,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
+    return proxy.client(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 
 
 @pytest.mark.parametrize(

@@ -235,21 +235,10 @@ def day_of_orders(sandbox_server):
 
 
 @pytest.fixture
-def consentio(day_of_orders, monkeypatch):
+def consentio(day_of_orders, consentio_connection_to):
     """``consentio_default`` pointed at that sandbox (not the ``sandbox`` fixture: it would reset the orders)."""
-    from airflow_provider_consentio.client import PROCESS_TOKEN_CACHE
-
-    connection = {
-        "conn_type": "consentio",
-        "login": str(day_of_orders.workspace_id),
-        "password": day_of_orders.api_key,
-        "host": day_of_orders.base_url,
-        "extra": {"timeout": 10, "max_retries": 6},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_CONSENTIO_DEFAULT", json.dumps(connection))
-    PROCESS_TOKEN_CACHE.clear()
-    yield day_of_orders
-    PROCESS_TOKEN_CACHE.clear()
+    consentio_connection_to(day_of_orders)
+    return day_of_orders
 
 
 @pytest.fixture(scope="module")
