@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,11 +126,19 @@ class PostgresServer(_ServerProcess):
     def restart(self, down_for: float = 0.0, timeout: float = 120.0) -> None:
         """Stop the server as a maintenance restart does (fast shutdown: open transactions are rolled back and every
         client is disconnected), stay down ``down_for`` seconds, and start it again on the same port and data."""
+        with self.down(timeout):
+            time.sleep(down_for)
+
+    @contextlib.contextmanager
+    def down(self, timeout: float = 120.0) -> Iterator[None]:
+        """The server stopped (fast shutdown) for the duration of the block, then started again as it was."""
         self._shut_down()
-        time.sleep(down_for)
-        bin_dir = postgres_bin_dir()
-        assert bin_dir is not None and self.root is not None
-        self._launch(bin_dir, timeout)
+        try:
+            yield
+        finally:
+            bin_dir = postgres_bin_dir()
+            assert bin_dir is not None and self.root is not None
+            self._launch(bin_dir, timeout)
 
     def _as_owner(self) -> list[str]:
         """Postgres refuses to run as root: as root, run it as the ``postgres`` user."""
