@@ -11,9 +11,9 @@ duplicated", whatever failed meanwhile. The usage::
     outcome = world.check(stack, watcher)
     assert outcome.ok, outcome.figures()
 
-``stack`` is a ``ProductionAirflow`` (or anything with ``erp_postgres.dsn("erp")``, ``sandbox.admin(...)``); every
-check reads in bulk (one admin request per day or per kind of fact, one ERP connection), so it stays quick at
-10,000 orders a day.
+``stack`` is a ``ProductionAirflow`` (or anything with its ``erp``, ``erp_many``, ``erp_connection`` and
+``sandbox``); every check reads in bulk (one admin request per day or per kind of fact, one ERP connection), so it
+stays quick at 10,000 orders a day.
 """
 
 from __future__ import annotations
@@ -95,44 +95,16 @@ def is_part(key: str) -> bool:
     return any(folder.startswith(".") for folder in key.split("/")[:-1])
 
 
-def erp(stack: Any, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
-    return erp_many(stack, [(sql, parameters)])[0]
-
-
-def erp_many(stack: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
-    """Run statements in one ERP connection and transaction; their rows, in order."""
-    import psycopg2
-
-    conn = psycopg2.connect(stack.erp_postgres.dsn("erp"))
-    try:
-        results = []
-        with conn.cursor() as cursor:
-            for sql, parameters in statements:
-                cursor.execute(sql, parameters)
-                results.append(cursor.fetchall() if cursor.description else [])
-        conn.commit()
-        return results
-    finally:
-        conn.close()
-
-
 def seed_demand_lines(stack: Any, first: date, days: int, lines_per_day: int, seed: int = 7) -> set[str]:
     """Plan ``lines_per_day`` demand lines per day in the ERP; their codes. One connection, one executemany: at
     1,000 lines a day a connection per row took minutes. A line already planned (same code) is kept."""
-    import psycopg2
-
     rng = random.Random(seed)
     lines = [demand_line(first + timedelta(days=d), n, rng) for d in range(days) for n in range(1, lines_per_day + 1)]
     marks = ", ".join(["%s"] * len(COLUMNS))
     insert = f"INSERT INTO demand_lines ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (line_code) DO NOTHING"
-    conn = psycopg2.connect(stack.erp_postgres.dsn("erp"))
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(DEMAND_LINES_TABLE)
-            cursor.executemany(insert, [tuple(line[c] for c in COLUMNS) for line in lines])
-        conn.commit()
-    finally:
-        conn.close()
+    with stack.erp_connection() as conn, conn.cursor() as cursor:
+        cursor.execute(DEMAND_LINES_TABLE)
+        cursor.executemany(insert, [tuple(line[c] for c in COLUMNS) for line in lines])
     return {line["line_code"] for line in lines}
 
 
@@ -182,7 +154,7 @@ def _instant(value: Any) -> datetime:
 
 
 def _table_exists(stack: Any, name: str) -> bool:
-    return bool(erp(stack, "SELECT to_regclass(%s) IS NOT NULL", name)[0][0])
+    return bool(stack.erp("SELECT to_regclass(%s) IS NOT NULL", name)[0][0])
 
 
 @dataclass
@@ -274,7 +246,7 @@ class World:
         since = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC) - edit_lookback
         expected_edits = pending_edits_since(stack, since)
         erp_before = (
-            {hash_id for (hash_id,) in erp(stack, "SELECT hash_id FROM erp_orders")}
+            {hash_id for (hash_id,) in stack.erp("SELECT hash_id FROM erp_orders")}
             if _table_exists(stack, "erp_orders")
             else set()
         )
@@ -307,8 +279,7 @@ class World:
         )
 
         # ERP: each order once, with its ERP number pushed back to Consentio, and at its latest version.
-        erp_rows, applied_rows = erp_many(
-            stack,
+        erp_rows, applied_rows = stack.erp_many(
             [
                 ("SELECT hash_id, erp_number, updated_at FROM erp_orders", ()),
                 ("SELECT hash_id, updated_at FROM erp_order_edits", ()),

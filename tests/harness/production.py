@@ -169,9 +169,7 @@ class Supervisor(threading.Thread):
         now = time.monotonic()
         airflow = self.stack.airflow
         exited: list[tuple[str, Any]] = [(name, functools.partial(airflow.launch, name)) for name in airflow.exited()]
-        exited += [
-            (w.name, w.launch) for w in self.stack.workers if w.process is not None and w.process.poll() is not None
-        ]
+        exited += [(worker.name, worker.launch) for worker in self.stack.workers if worker.exited()]
         for name, launch in exited:
             if now - self._last_start.get(name, -self.backoff) >= self.backoff:
                 self._last_start[name] = now
@@ -323,18 +321,29 @@ class ProductionAirflow:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+    @contextlib.contextmanager
+    def erp_connection(self) -> Iterator[Any]:
+        """A connection to the ERP database, committed if the block completes, closed in any case."""
         import psycopg2
 
         conn = psycopg2.connect(self.erp_postgres.dsn("erp"))
         try:
-            with conn.cursor() as cursor:
-                cursor.execute(sql, parameters)
-                rows = cursor.fetchall() if cursor.description else []
+            yield conn
             conn.commit()
-            return rows
         finally:
             conn.close()
+
+    def erp(self, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
+        return self.erp_many([(sql, parameters)])[0]
+
+    def erp_many(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[list[tuple[Any, ...]]]:
+        """Run statements in one ERP connection and transaction; their rows, in order."""
+        with self.erp_connection() as conn, conn.cursor() as cursor:
+            results = []
+            for sql, parameters in statements:
+                cursor.execute(sql, parameters)
+                results.append(cursor.fetchall() if cursor.description else [])
+            return results
 
     def wait_for_dags(self, dag_ids: set[str], timeout: float = 180.0) -> None:
         def parsed() -> bool:
