@@ -27,12 +27,11 @@ from harness.services import (
     fail_if_exited,
     start_process,
     wait_ready,
+    with_harness,
 )
 
 # Which TI.hostname a worker reports (see worker_hostname).
 WORKER_HOSTNAME_VARIABLE = "CONSENTIO_WORKER_HOSTNAME"
-# The workers import worker_hostname by name, and the harness is not installed: its folder goes on their path.
-HARNESS_PARENT = str(Path(__file__).resolve().parents[1])
 
 
 def celery_settings(metadata_db_url: str, broker_url: str) -> dict[str, str]:
@@ -73,7 +72,7 @@ class CeleryWorker:
         base = self.env.environ()
         return {
             **base,
-            "PYTHONPATH": os.pathsep.join(filter(None, (HARNESS_PARENT, base.get("PYTHONPATH")))),
+            "PYTHONPATH": with_harness(base.get("PYTHONPATH")),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",

@@ -25,6 +25,12 @@ import httpx
 from airflow_provider_consentio.demo.stack import PYTHON, _stop, free_port, wait_until
 
 
+def with_harness(pythonpath: str | None) -> str:
+    """``pythonpath`` with the harness's parent folder first: the harness is not installed, and the processes it
+    starts (the S3 fault proxy, Celery workers importing ``worker_hostname``) import it by name."""
+    return os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]), pythonpath)))
+
+
 def missing_servers() -> list[str]:
     """What of Postgres and Redis is not installed here (empty when both are)."""
     missing = [] if postgres_bin_dir() else ["postgresql (initdb, postgres)"]
@@ -316,12 +322,7 @@ class S3FaultProxy(_ServerProcess):
             "--port",
             str(self.port),
         ]
-        # The harness is not installed: its parent folder goes on the proxy's path.
-        harness_parent = str(Path(__file__).resolve().parents[1])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, (harness_parent, os.environ.get("PYTHONPATH")))),
-        }
+        env = {**os.environ, "PYTHONPATH": with_harness(os.environ.get("PYTHONPATH"))}
         self.process = start_process(command, self.log, env=env)
         wait_ready(self, timeout, "the S3 fault proxy to listen", interval=0.2)
         return self
@@ -341,7 +342,8 @@ class S3FaultProxy(_ServerProcess):
         httpx.delete(self.admin_url + "/faults", timeout=10).raise_for_status()
 
     def stats(self) -> dict[str, Any]:
-        """``{"requests", "by_operation", "faults" (by kind), "faults_by_operation"}`` since the last reset."""
+        """``{"requests", "by_operation", "faults" (by kind), "faults_by_operation", "retried"}`` since the last
+        reset."""
         response = httpx.get(self.admin_url + "/stats", timeout=10)
         response.raise_for_status()
         return dict(response.json())
