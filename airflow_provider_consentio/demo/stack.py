@@ -282,22 +282,23 @@ class AirflowServices:
         component, field = SERVICE_HEALTH[name]
 
         def heartbeat_since_restart() -> bool:
-            self._check_running()
-            try:
-                health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
-            except (httpx.HTTPError, ValueError):
-                return False
-            beat: str | None = (health.get(component) or {}).get(field)
+            beat: str | None = ((self._health() or {}).get(component) or {}).get(field)
             return beat is not None and datetime.fromisoformat(beat.replace("Z", "+00:00")) > restarted_at
 
         wait_until(heartbeat_since_restart, timeout, f"the restarted airflow {name} to heartbeat", interval=1.0)
 
     def _answers(self) -> bool:
+        return self._health() is not None
+
+    def _health(self) -> dict[str, Any] | None:
+        """/api/v2/monitor/health's answer, or None while the api-server does not answer it; fails if a service
+        has exited."""
         self._check_running()
         try:
-            return httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
+            response = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+            return dict(response.json()) if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
 
     def exited(self) -> list[str]:
         """The services whose process has exited."""
@@ -310,11 +311,7 @@ class AirflowServices:
                 raise RuntimeError(f"airflow {name} exited {process.returncode}:\n{log.read_text()[-4000:]}")
 
     def _healthy(self) -> bool:
-        self._check_running()
-        try:
-            health = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
-        except (httpx.HTTPError, ValueError):
-            return False
+        health = self._health() or {}
         return all(
             health.get(component, {}).get("status") == "healthy"
             for component in ("metadatabase", "scheduler", "triggerer", "dag_processor")
